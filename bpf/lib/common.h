@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * API: every structure that crosses the kernel/user boundary: map keys and
+ * values, ring-buffer events and load-time configuration. This file is the one
+ * declaration of each; the TypeScript codecs in src/bpf/generated/ are generated
+ * from the BTF of the built objects (tools/gen-codecs.mjs), so the two sides
+ * cannot drift. Names starting with "tnd_" are exported to TypeScript.
+ *
+ * Rules: fixed-width types only, explicit padding, no bitfields, sizes a
+ * multiple of 8 where a struct holds a __u64.
+ */
+#ifndef TND_COMMON_H
+#define TND_COMMON_H
+
+#include <linux/types.h>
+
+#define TND_ADDR_LEN 16
+#define TND_MAC_LEN 6
+
+#define TND_ENDPOINTS_MAX 65536
+#define TND_CT_MAX 262144
+#define TND_EVENTS_BYTES (1 << 22)
+
+/* Address families as they appear in keys (the kernel's AF_* values). */
+enum tnd_family {
+	TND_AF_INET = 2,
+	TND_AF_INET6 = 10,
+};
+
+/* An IPv4 or IPv6 address: IPv4 uses the first 4 bytes, the rest is zero. */
+struct tnd_endpoint_key {
+	__u8 addr[TND_ADDR_LEN];
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* A local endpoint, found by any of its addresses. */
+struct tnd_endpoint_info {
+	__u32 ifindex;       /* host-side veth in the node netns */
+	__u32 identity;      /* security identity (policy issue) */
+	__u16 endpoint_id;
+	__u16 flags;
+	__u8 mac[TND_MAC_LEN];        /* the pod's eth0 */
+	__u8 router_mac[TND_MAC_LEN]; /* host-side veth, the pod's gateway MAC */
+	__u8 pad[4];
+};
+
+/* Connection tracking: one entry per (tuple, direction of the endpoint). */
+enum tnd_ct_dir {
+	TND_CT_EGRESS = 0,  /* seen leaving an endpoint (from-container) */
+	TND_CT_INGRESS = 1, /* seen entering an endpoint (to-container) */
+};
+
+struct tnd_ct_key {
+	__u8 saddr[TND_ADDR_LEN]; /* of the connection's first packet */
+	__u8 daddr[TND_ADDR_LEN];
+	__u16 sport;  /* network byte order; ICMP echo: the identifier */
+	__u16 dport;  /* network byte order; ICMP echo: 0 */
+	__u8 proto;
+	__u8 family;
+	__u8 dir;     /* enum tnd_ct_dir */
+	__u8 pad;
+};
+
+enum tnd_ct_state {
+	TND_CT_NEW = 0,         /* first packet seen, no reply yet */
+	TND_CT_ESTABLISHED = 1, /* a reply was seen */
+	TND_CT_CLOSING = 2,     /* FIN seen in one direction */
+	TND_CT_CLOSED = 3,      /* RST, or FIN in both directions */
+};
+
+struct tnd_ct_entry {
+	__u64 created_ns;    /* bpf_ktime_get_ns() */
+	__u64 last_seen_ns;
+	__u64 expires_ns;    /* entry is dead after this, whatever the map says */
+	__u64 packets_fwd;   /* in the direction of the first packet */
+	__u64 bytes_fwd;
+	__u64 packets_rev;   /* replies */
+	__u64 bytes_rev;
+	__u64 last_report_ns; /* trace aggregation: last trace event sent */
+	__u16 endpoint_id;
+	__u8 state;          /* enum tnd_ct_state */
+	__u8 tcp_flags_fwd;  /* union of TCP flags seen in each direction */
+	__u8 tcp_flags_rev;
+	__u8 pad[3];
+};
+
+/* Events on the ring buffer. One layout for every type keeps decoding simple. */
+enum tnd_event_type {
+	TND_EVENT_TRACE = 1,
+	TND_EVENT_DROP = 2,
+};
+
+/* Where a trace event was observed. */
+enum tnd_obs_point {
+	TND_OBS_FROM_ENDPOINT = 1, /* tc ingress of the host veth: leaving the pod */
+	TND_OBS_TO_ENDPOINT = 2,   /* tc egress of the host veth: entering the pod */
+	TND_OBS_ARP_REPLY = 3,     /* answered an ARP request in BPF */
+	TND_OBS_NDISC_REPLY = 4,   /* answered a neighbour solicitation in BPF */
+	TND_OBS_ICMP_REPLY = 5,    /* answered an echo request to the router */
+};
+
+struct tnd_event {
+	__u64 timestamp_ns;
+	__u8 type;          /* enum tnd_event_type */
+	__u8 obs_point;     /* enum tnd_obs_point */
+	__u16 reason;       /* enum tnd_drop_reason for drops, 0 otherwise */
+	__u16 endpoint_id;  /* the endpoint whose program saw the packet */
+	__u8 ct_state;      /* enum tnd_ct_state after this packet */
+	__u8 tcp_flags;
+	__u32 ifindex;      /* device the program runs on */
+	__u32 target_ifindex; /* redirect target, 0 if none */
+	__u32 pkt_len;
+	__u8 family;
+	__u8 proto;
+	__u16 sport;        /* network byte order */
+	__u16 dport;        /* network byte order */
+	__u16 pad;
+	__u8 saddr[TND_ADDR_LEN];
+	__u8 daddr[TND_ADDR_LEN];
+};
+
+/* Load-time configuration of one endpoint's programs (a const volatile global). */
+enum tnd_lxc_flags {
+	TND_LXC_IPV4 = 1 << 0,
+	TND_LXC_IPV6 = 1 << 1,
+	TND_LXC_TRACE_ALL = 1 << 2, /* a trace event per packet instead of per flow */
+};
+
+struct tnd_lxc_config {
+	__u32 endpoint_id;
+	__u32 ifindex;              /* the host-side veth this program is attached to */
+	__u32 flags;                /* enum tnd_lxc_flags */
+	__u32 identity;
+	__u8 mac[TND_MAC_LEN];      /* the pod's eth0 */
+	__u8 router_mac[TND_MAC_LEN];
+	__u8 ip4[4];
+	__u8 router_ip4[4];
+	__u8 ip6[TND_ADDR_LEN];
+	__u8 router_ip6[TND_ADDR_LEN];
+};
+
+#endif /* TND_COMMON_H */

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by `npm test`, `npm run demo` and `npm run bench`:
+# installs what a fresh Debian 12 machine lacks, then the npm packages and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# Debian packages, each checked by the command or file it provides.
+need=()
+command -v clang-19 >/dev/null || need+=(clang-19)
+command -v llc-19 >/dev/null || need+=(llvm-19)
+[ -f /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
+[ -e /usr/lib/x86_64-linux-gnu/libbpf.so.1 ] || ls /usr/lib/*/libbpf.so.1 >/dev/null 2>&1 || need+=(libbpf1)
+command -v bpftool >/dev/null || need+=(bpftool)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v iperf3 >/dev/null || need+=(iperf3)
+command -v ping >/dev/null || need+=(iputils-ping)
+[ -f /usr/include/linux/bpf.h ] || need+=(linux-libc-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${need[*]}; run as root or install them with apt-get"
+    exit 1
+  fi
+  say "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm packages: install when absent or when the lock file changed since.
+stamp=node_modules/.tendril-lock
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+
+bash scripts/build.sh
