@@ -1,0 +1,92 @@
+/**
+ * The node agent: wires the datapath, endpoints, monitor and API together and
+ * owns their lifetimes. Stopping the agent leaves the datapath running.
+ */
+import { RingBufferReader, bpfObjectPath } from '../bpf/index.js';
+import { NodeMaps } from '../datapath/node-maps.js';
+import { PinPaths } from '../datapath/paths.js';
+import { listMaps } from '../datapath/map-views.js';
+import { sweepConntrack } from '../datapath/ct-gc.js';
+import { EndpointManager } from '../endpoint/manager.js';
+import { MonitorHub } from '../monitor/hub.js';
+import { ApiServer } from '../api/server.js';
+import { registerRoutes } from '../api/routes.js';
+import type { AgentStatus } from '../api/types.js';
+
+export interface AgentOptions {
+  node: string;
+  stateDir: string;
+  socket: string;
+  bpffs: string;
+  podCidr4: string;
+  podCidr6: string;
+}
+
+export const VERSION = '0.1.0';
+const CT_GC_INTERVAL_MS = 30_000;
+
+export class Agent {
+  private readonly started = Date.now();
+  private readonly api = new ApiServer();
+  private readonly hub = new MonitorHub();
+  private reader: RingBufferReader | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly options: AgentOptions,
+    readonly maps: NodeMaps,
+    readonly endpoints: EndpointManager,
+  ) {}
+
+  static async start(options: AgentOptions, log: (line: string) => void): Promise<Agent> {
+    const paths = new PinPaths(options.bpffs, options.node);
+    const maps = NodeMaps.open(paths);
+    const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir);
+    const agent = new Agent(options, maps, endpoints);
+    try {
+      const report = await endpoints.restore();
+      log(`restored endpoints: ${report.adopted} adopted, ${report.reattached} re-attached, ${report.removed} gone and removed`);
+      agent.reader = new RingBufferReader(maps.raw.get('tnd_events')!, (data) => agent.hub.publish(data));
+      agent.reader.start();
+      registerRoutes(agent.api, { endpoints, maps, monitor: agent.hub, status: () => agent.status() });
+      await agent.api.listen(options.socket);
+      agent.gcTimer = setInterval(() => sweepConntrack(maps), CT_GC_INTERVAL_MS);
+      agent.gcTimer.unref();
+    } catch (err) {
+      await agent.stop();
+      throw err;
+    }
+    log(`node ${options.node} ready on ${options.socket} (pod ranges ${options.podCidr4}, ${options.podCidr6})`);
+    return agent;
+  }
+
+  status(): AgentStatus {
+    return {
+      node: this.options.node,
+      version: VERSION,
+      pid: process.pid,
+      uptimeSec: Math.round((Date.now() - this.started) / 1000),
+      socket: this.options.socket,
+      stateDir: this.options.stateDir,
+      podRanges: { ipv4: this.options.podCidr4, ipv6: this.options.podCidr6 },
+      router: { ipv4: this.endpoints.routerIPv4, ipv6: this.endpoints.routerIPv6 },
+      datapath: {
+        bpffs: this.options.bpffs,
+        pinRoot: this.maps.paths.root,
+        object: bpfObjectPath('lxc.o'),
+        programsAttached: this.endpoints.count() * 2,
+      },
+      maps: listMaps(this.maps),
+      endpoints: this.endpoints.count(),
+      monitor: { eventsReceived: this.hub.received, subscribers: this.hub.subscribers },
+    };
+  }
+
+  /** Stops serving; programs, pins and endpoints stay as they are. */
+  async stop(): Promise<void> {
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    await this.api.close();
+    this.reader?.close();
+    this.maps.close();
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Read-only views of the node's maps for `tendril map list|dump`: known maps
+ * are decoded into named fields and addresses, so a dump reads like the state
+ * it holds rather than bytes.
+ */
+import { notFound, invalid } from '../common/errors.js';
+import { formatIP, formatMac } from '../common/ip.js';
+import type { BpfMap } from '../bpf/index.js';
+import { tndCtStateNames } from '../bpf/generated/wire.js';
+import { NODE_MAPS, type NodeMaps } from './node-maps.js';
+
+export interface MapSummary {
+  name: string;
+  type: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  entries: number | null;
+  pinned: string;
+}
+
+const MAP_TYPES: Record<number, string> = {
+  1: 'hash',
+  2: 'array',
+  5: 'percpu_hash',
+  6: 'percpu_array',
+  9: 'lru_hash',
+  11: 'lpm_trie',
+  12: 'array_of_maps',
+  13: 'hash_of_maps',
+  27: 'ringbuf',
+};
+
+const RINGBUF = 27;
+
+function countEntries(map: BpfMap): number | null {
+  if (map.type === RINGBUF) return null;
+  let n = 0;
+  for (const _ of map.keys()) n++;
+  return n;
+}
+
+export function listMaps(maps: NodeMaps): MapSummary[] {
+  return NODE_MAPS.map((name) => {
+    const map = maps.raw.get(name)!;
+    return {
+      name,
+      type: MAP_TYPES[map.type] ?? `type ${map.type}`,
+      keySize: map.keySize,
+      valueSize: map.valueSize,
+      maxEntries: map.maxEntries,
+      entries: countEntries(map),
+      pinned: `${maps.paths.maps}/${name}`,
+    };
+  });
+}
+
+function addr(bytes: Buffer, family: number): string {
+  return formatIP(bytes.subarray(0, family === 2 ? 4 : 16));
+}
+
+const ntohs = (n: number) => ((n & 0xff) << 8) | (n >> 8);
+const PROTO: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
+
+export function dumpMap(maps: NodeMaps, name: string): Array<Record<string, unknown>> {
+  const map = maps.get(name);
+  if (!map) throw notFound(`map "${name}" does not exist; maps: ${NODE_MAPS.join(', ')}`);
+  if (map.type === RINGBUF) throw invalid(`map "${name}" is a ring buffer and holds no entries: use "tendril monitor" to read it`);
+  const rows: Array<Record<string, unknown>> = [];
+  if (name === 'tnd_endpoints') {
+    for (const [k, v] of maps.endpoints.entries()) {
+      rows.push({ address: addr(k.addr, k.family), endpoint: v.endpointId, ifindex: v.ifindex, identity: v.identity, mac: formatMac(v.mac), routerMac: formatMac(v.routerMac) });
+    }
+  } else if (name === 'tnd_ct') {
+    const now = process.hrtime.bigint();
+    for (const [k, v] of maps.conntrack.entries()) {
+      rows.push({
+        direction: k.dir === 0 ? 'egress' : 'ingress',
+        protocol: PROTO[k.proto] ?? k.proto,
+        source: addr(k.saddr, k.family),
+        sourcePort: ntohs(k.sport),
+        destination: addr(k.daddr, k.family),
+        destinationPort: ntohs(k.dport),
+        state: tndCtStateNames[v.state]?.replace(/^TND_CT_/, '').toLowerCase() ?? v.state,
+        endpoint: v.endpointId,
+        packetsFwd: Number(v.packetsFwd),
+        bytesFwd: Number(v.bytesFwd),
+        packetsRev: Number(v.packetsRev),
+        bytesRev: Number(v.bytesRev),
+        expiresInSec: Math.max(0, Math.round(Number(v.expiresNs - now) / 1e9)),
+      });
+    }
+  } else {
+    for (const [k, v] of map.entries()) rows.push({ key: k.toString('hex'), value: v.toString('hex') });
+  }
+  return rows;
+}

@@ -1,0 +1,77 @@
+/**
+ * The node-wide maps every endpoint program shares: created and pinned by the
+ * first load, reused from their pins afterwards (also by a restarted agent).
+ */
+import { mkdirSync } from 'node:fs';
+import { BpfMap, BpfObject, TypedMap, bpfObjectPath } from '../bpf/index.js';
+import {
+  TndCtEntry,
+  TndCtKey,
+  TndEndpointInfo,
+  TndEndpointKey,
+  TndLxcConfig,
+} from '../bpf/generated/wire.js';
+import { PinPaths } from './paths.js';
+
+/** Maps shared by all endpoints of a node, by their names in lxc.o. */
+export const NODE_MAPS = ['tnd_endpoints', 'tnd_ct', 'tnd_events', 'tnd_metrics'] as const;
+export type NodeMapName = (typeof NODE_MAPS)[number];
+
+export class NodeMaps implements Disposable {
+  readonly endpoints: TypedMap<TndEndpointKey, TndEndpointInfo>;
+  readonly conntrack: TypedMap<TndCtKey, TndCtEntry>;
+
+  private constructor(
+    readonly paths: PinPaths,
+    readonly raw: ReadonlyMap<NodeMapName, BpfMap>,
+  ) {
+    this.endpoints = new TypedMap(raw.get('tnd_endpoints')!, TndEndpointKey, TndEndpointInfo);
+    this.conntrack = new TypedMap(raw.get('tnd_ct')!, TndCtKey, TndCtEntry);
+  }
+
+  /** Opens the pinned maps, creating and pinning any that are missing. */
+  static open(paths: PinPaths): NodeMaps {
+    mkdirSync(paths.maps, { recursive: true });
+    // A throw-away load of lxc.o creates whatever is not pinned yet; maps that
+    // are pinned already are reused untouched, so this is safe on restart.
+    const obj = BpfObject.open(bpfObjectPath('lxc.o'), {
+      constants: { CONFIG: TndLxcConfig.encode(defaultConfig()) },
+      pinMaps: { dir: paths.maps, names: [...NODE_MAPS] },
+    });
+    try {
+      obj.load();
+    } finally {
+      obj.close();
+    }
+    const raw = new Map<NodeMapName, BpfMap>();
+    for (const name of NODE_MAPS) raw.set(name, BpfMap.openPinned(`${paths.maps}/${name}`));
+    return new NodeMaps(paths, raw);
+  }
+
+  get(name: string): BpfMap | undefined {
+    return this.raw.get(name as NodeMapName);
+  }
+
+  close(): void {
+    for (const map of this.raw.values()) map.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export function defaultConfig(): TndLxcConfig {
+  return {
+    endpointId: 0,
+    ifindex: 0,
+    flags: 0,
+    identity: 0,
+    mac: Buffer.alloc(6),
+    routerMac: Buffer.alloc(6),
+    ip4: Buffer.alloc(4),
+    routerIp4: Buffer.alloc(4),
+    ip6: Buffer.alloc(16),
+    routerIp6: Buffer.alloc(16),
+  };
+}

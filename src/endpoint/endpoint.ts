@@ -1,0 +1,21 @@
+/** An endpoint: one pod network namespace attached to the node. */
+import type { Labels } from '../common/labels.js';
+
+export interface Endpoint {
+  id: number;
+  netns: string;
+  /** Inode of the netns file: identifies the namespace whatever path names it. */
+  netnsInode: number;
+  ifname: string;
+  hostIfname: string;
+  ifindex: number;
+  podMac: string;
+  hostMac: string;
+  ipv4: string;
+  ipv6: string;
+  labels: Labels;
+  identity: number;
+  createdAt: string;
+}
+
+export const MAX_ENDPOINT_ID = 0xffff;

@@ -1,0 +1,259 @@
+/**
+ * Endpoint lifecycle: add (addresses, veth, programs, map entries, pod
+ * config), delete (every trace removed), and restore after an agent restart,
+ * which adopts what is still in place instead of re-creating it.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { TendrilError, conflict, notFound } from '../common/errors.js';
+import { parseIP, formatMac, parseMac } from '../common/ip.js';
+import { normalizeLabels, type Labels } from '../common/labels.js';
+import { Mutex } from '../common/mutex.js';
+import type { TndEndpointKey } from '../bpf/generated/wire.js';
+import { ifNameToIndex } from '../sys/index.js';
+import { NodeMaps } from '../datapath/node-maps.js';
+import { attachEndpointPrograms, detachEndpointPrograms, endpointProgramsAttached } from '../datapath/endpoint-programs.js';
+import { configurePod, createVeth, deleteLink, linkExists, netnsInode } from '../link/veth.js';
+import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
+import { StateFile } from '../node/state-file.js';
+import { MAX_ENDPOINT_ID, type Endpoint } from './endpoint.js';
+
+interface EndpointState {
+  version: 1;
+  nextId: number;
+  ipam: IpamState;
+  endpoints: Endpoint[];
+}
+
+export interface AddEndpointRequest {
+  netns: string;
+  labels?: Record<string, string>;
+  ifname?: string;
+}
+
+export interface RestoreReport {
+  adopted: number;
+  reattached: number;
+  removed: number;
+}
+
+export class EndpointManager {
+  private readonly endpoints = new Map<number, Endpoint>();
+  private readonly mutex = new Mutex();
+  private readonly store: StateFile<EndpointState>;
+  private ipam: Ipam;
+  private nextId = 1;
+
+  constructor(
+    readonly maps: NodeMaps,
+    readonly ranges: PodRanges,
+    stateDir: string,
+  ) {
+    this.store = new StateFile(stateDir, 'endpoints.json');
+    this.ipam = new Ipam(ranges);
+  }
+
+  get routerIPv4(): string {
+    return this.ipam.routerIPv4;
+  }
+
+  get routerIPv6(): string {
+    return this.ipam.routerIPv6;
+  }
+
+  list(): Endpoint[] {
+    return [...this.endpoints.values()].sort((a, b) => a.id - b.id);
+  }
+
+  get(id: number): Endpoint {
+    const ep = this.endpoints.get(id);
+    if (!ep) throw notFound(`endpoint ${id} does not exist (see "tendril endpoint list")`);
+    return ep;
+  }
+
+  count(): number {
+    return this.endpoints.size;
+  }
+
+  add(req: AddEndpointRequest): Promise<Endpoint> {
+    return this.mutex.run(() => this.addLocked(req));
+  }
+
+  delete(id: number): Promise<Endpoint> {
+    return this.mutex.run(async () => {
+      const ep = this.get(id);
+      await this.teardown(ep);
+      this.endpoints.delete(id);
+      this.ipam.release(String(id));
+      this.save();
+      return ep;
+    });
+  }
+
+  /** Reads the state dir and reconciles it with what the kernel holds. */
+  restore(): Promise<RestoreReport> {
+    return this.mutex.run(async () => {
+      const state = this.store.read();
+      const report: RestoreReport = { adopted: 0, reattached: 0, removed: 0 };
+      if (state) {
+        if (state.version !== 1) throw new TendrilError('precondition', `state file ${this.store.path} has version ${state.version}; this agent reads version 1`);
+        this.ipam = new Ipam(this.ranges, state.ipam);
+        this.nextId = state.nextId;
+        for (const ep of state.endpoints) this.endpoints.set(ep.id, ep);
+      }
+      for (const ep of [...this.endpoints.values()]) {
+        const alive = linkExists(ep.hostIfname) && safeIndex(ep.hostIfname) === ep.ifindex;
+        if (!alive) {
+          // The pod's namespace (and with it the veth) went away while no agent ran.
+          await this.teardown(ep);
+          this.endpoints.delete(ep.id);
+          this.ipam.release(String(ep.id));
+          report.removed++;
+          continue;
+        }
+        if (endpointProgramsAttached(this.maps, ep.id, ep.ifindex)) {
+          report.adopted++;
+        } else {
+          attachEndpointPrograms(this.maps, this.datapathSpec(ep));
+          report.reattached++;
+        }
+        this.writeMapEntries(ep); // idempotent: the same values again
+      }
+      this.removeOrphanPins();
+      this.save();
+      return report;
+    });
+  }
+
+  private async addLocked(req: AddEndpointRequest): Promise<Endpoint> {
+    const inode = netnsInode(req.netns);
+    for (const other of this.endpoints.values()) {
+      if (other.netnsInode === inode || other.netns === req.netns)
+        throw conflict(`netns "${req.netns}" is attached already as endpoint ${other.id}`);
+    }
+    const labels: Labels = normalizeLabels(req.labels ?? {});
+    const id = this.allocateId();
+    const addrs = this.ipam.allocate(String(id));
+    const ep: Endpoint = {
+      id,
+      netns: req.netns,
+      netnsInode: inode,
+      ifname: req.ifname ?? 'eth0',
+      hostIfname: `lxc${id.toString(16).padStart(4, '0')}${randomBytes(2).toString('hex')}`,
+      ifindex: 0,
+      podMac: randomMac(),
+      hostMac: randomMac(),
+      ipv4: addrs.ipv4,
+      ipv6: addrs.ipv6,
+      labels,
+      identity: 0,
+      createdAt: new Date().toISOString(),
+    };
+    const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };
+    try {
+      await createVeth(spec);
+      ep.ifindex = ifNameToIndex(ep.hostIfname);
+      // Programs and map entries first, so the pod's first packet finds them.
+      attachEndpointPrograms(this.maps, this.datapathSpec(ep));
+      this.writeMapEntries(ep);
+      await configurePod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
+    } catch (err) {
+      await this.teardown(ep).catch(() => undefined);
+      this.ipam.release(String(id));
+      throw err;
+    }
+    this.endpoints.set(id, ep);
+    this.nextId = id + 1 > MAX_ENDPOINT_ID ? 1 : id + 1;
+    this.save();
+    return ep;
+  }
+
+  private async teardown(ep: Endpoint): Promise<void> {
+    for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
+    this.purgeConntrack(ep.id);
+    detachEndpointPrograms(this.maps, ep.id);
+    await deleteLink(ep.hostIfname);
+  }
+
+  private writeMapEntries(ep: Endpoint): void {
+    const info = {
+      ifindex: ep.ifindex,
+      identity: ep.identity,
+      endpointId: ep.id,
+      flags: 0,
+      mac: Buffer.from(parseMac(ep.podMac)),
+      routerMac: Buffer.from(parseMac(ep.hostMac)),
+    };
+    for (const key of mapKeys(ep)) this.maps.endpoints.update(key, info);
+  }
+
+  private purgeConntrack(id: number): void {
+    const stale: TndCtKeyLike[] = [];
+    for (const [key, entry] of this.maps.conntrack.entries()) if (entry.endpointId === id) stale.push(key);
+    for (const key of stale) this.maps.conntrack.delete(key);
+  }
+
+  private removeOrphanPins(): void {
+    const dir = `${this.maps.paths.root}/endpoints`;
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const id = Number(name);
+      if (!this.endpoints.has(id)) {
+        detachEndpointPrograms(this.maps, id);
+        rmSync(`${dir}/${name}`, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private datapathSpec(ep: Endpoint) {
+    return {
+      id: ep.id,
+      ifindex: ep.ifindex,
+      identity: ep.identity,
+      podMac: ep.podMac,
+      hostMac: ep.hostMac,
+      ipv4: ep.ipv4,
+      ipv6: ep.ipv6,
+      routerIPv4: this.routerIPv4,
+      routerIPv6: this.routerIPv6,
+    };
+  }
+
+  private allocateId(): number {
+    for (let i = 0; i < MAX_ENDPOINT_ID; i++) {
+      const id = ((this.nextId - 1 + i) % MAX_ENDPOINT_ID) + 1;
+      if (!this.endpoints.has(id)) return id;
+    }
+    throw new TendrilError('exhausted', `all ${MAX_ENDPOINT_ID} endpoint ids are in use`);
+  }
+
+  private save(): void {
+    this.store.write({ version: 1, nextId: this.nextId, ipam: this.ipam.snapshot(), endpoints: this.list() });
+  }
+}
+
+type TndCtKeyLike = Parameters<NodeMaps['conntrack']['delete']>[0];
+
+function mapKeys(ep: Endpoint): TndEndpointKey[] {
+  return [ep.ipv4, ep.ipv6].map((text) => {
+    const { family, bytes } = parseIP(text);
+    const addr = Buffer.alloc(16);
+    addr.set(bytes);
+    return { addr, family: family === 4 ? 2 : 10 };
+  });
+}
+
+/** A random locally administered unicast MAC. */
+function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return formatMac(b);
+}
+
+function safeIndex(name: string): number {
+  try {
+    return ifNameToIndex(name);
+  } catch {
+    return -1;
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Runs iproute2 and friends. Many changes go through one `ip -batch -` so an
+ * endpoint costs a couple of process starts, not one per address or route.
+ */
+import { execFile } from 'node:child_process';
+import { TendrilError } from '../common/errors.js';
+
+export interface RunOptions {
+  /** Run inside this network namespace (a path such as /run/netns/NAME). */
+  netns?: string;
+  input?: string;
+}
+
+export function run(cmd: string, args: string[], options: RunOptions = {}): Promise<string> {
+  const argv = options.netns ? ['nsenter', `--net=${options.netns}`, cmd, ...args] : [cmd, ...args];
+  return new Promise((resolve, reject) => {
+    const child = execFile(argv[0]!, argv.slice(1), { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        const detail = (stderr || err.message).trim().split('\n').slice(-3).join('; ');
+        reject(new TendrilError('internal', `${argv.join(' ')} failed: ${detail}`));
+      } else resolve(stdout);
+    });
+    if (options.input !== undefined) child.stdin!.end(options.input);
+  });
+}
+
+/** `ip -batch -` with one command per line; stops at the first failure. */
+export function ipBatch(lines: string[], options: { netns?: string } = {}): Promise<string> {
+  return run('ip', ['-batch', '-'], { ...options, input: lines.join('\n') + '\n' });
+}

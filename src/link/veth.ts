@@ -1,0 +1,96 @@
+/**
+ * The veth pair that joins a pod's network namespace to the node's: the host
+ * side stays in the node netns (where the agent runs), the peer becomes the
+ * pod's interface. Addresses and routes of the pod side point at the node's
+ * router address, which the datapath answers for (ARP / neighbour discovery).
+ */
+import { readFileSync, writeFileSync, statSync } from 'node:fs';
+import { TendrilError, invalid } from '../common/errors.js';
+import { ipBatch, run } from './exec.js';
+
+export interface VethSpec {
+  hostName: string;
+  hostMac: string;
+  netns: string;
+  podIfname: string;
+  podMac: string;
+}
+
+export interface PodAddressing {
+  ipv4: string;
+  ipv6: string;
+  routerIPv4: string;
+  routerIPv6: string;
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+export function checkIfname(name: string): void {
+  if (!IFNAME.test(name)) throw invalid(`interface name "${name}" is invalid (1-15 letters, digits, "_", "-", ".")`);
+}
+
+/** Identity of a network namespace file: its inode (two paths to one netns share it). */
+export function netnsInode(path: string): number {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw invalid(`netns path "${path}" does not exist`);
+  }
+  if (!st.isFile()) throw invalid(`netns path "${path}" is not a network namespace file`);
+  return st.ino;
+}
+
+/** Creates the pair, both ends down, the peer already moved into the pod netns. */
+export async function createVeth(spec: VethSpec): Promise<void> {
+  checkIfname(spec.hostName);
+  checkIfname(spec.podIfname);
+  try {
+    await ipBatch([
+      `link add ${spec.hostName} address ${spec.hostMac} type veth peer name ${spec.podIfname} address ${spec.podMac} netns ${spec.netns}`,
+    ]);
+  } catch (err) {
+    const text = (err as Error).message;
+    if (/File exists/.test(text)) throw new TendrilError('conflict', `Cannot create ${spec.podIfname} in "${spec.netns}": an interface with that name exists there`);
+    if (/netns|Invalid/.test(text)) throw invalid(`"${spec.netns}" is not a network namespace`);
+    throw err;
+  }
+  // The host side needs no IPv6 of its own: BPF answers the pod, and no
+  // link-local chatter (router solicitations, MLD) should reach the pod from it.
+  writeFileSync(`/proc/sys/net/ipv6/conf/${spec.hostName}/disable_ipv6`, '1');
+}
+
+/** Gives the pod side its addresses and default routes via the router, then brings both ends up. */
+export async function configurePod(spec: VethSpec, addr: PodAddressing): Promise<void> {
+  const dev = spec.podIfname;
+  await ipBatch(
+    [
+      `addr add ${addr.ipv4}/32 dev ${dev}`,
+      `addr add ${addr.ipv6}/128 dev ${dev} nodad`,
+      `link set ${dev} up`,
+      `route add ${addr.routerIPv4} dev ${dev} scope link`,
+      `route add default via ${addr.routerIPv4} dev ${dev}`,
+      `-6 route add ${addr.routerIPv6} dev ${dev}`,
+      `-6 route add default via ${addr.routerIPv6} dev ${dev}`,
+    ],
+    { netns: spec.netns },
+  );
+  await ipBatch([`link set ${spec.hostName} up`]);
+}
+
+export async function deleteLink(name: string): Promise<void> {
+  if (!linkExists(name)) return;
+  try {
+    await run('ip', ['link', 'del', name]);
+  } catch (err) {
+    if (linkExists(name)) throw err;
+  }
+}
+
+/** Whether a link of this name exists in the caller's network namespace. */
+export function linkExists(name: string): boolean {
+  // /proc/net/dev is per network namespace of the reader (unlike /sys under nsenter).
+  return readFileSync('/proc/net/dev', 'utf8')
+    .split('\n')
+    .some((line) => line.trimStart().startsWith(`${name}:`));
+}
