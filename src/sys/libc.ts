@@ -1,0 +1,26 @@
+/**
+ * The libc functions Node lacks, declared once through koffi. Everything here
+ * is a thin binding; the friendly wrappers live in index.ts.
+ */
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+export const c = {
+  close: libc.func('int close(int fd)'),
+  read: libc.func('long read(int fd, _Out_ void *buf, size_t count)'),
+  write: libc.func('long write(int fd, const void *buf, size_t count)'),
+  strerror: libc.func('const char *strerror(int errnum)'),
+  // The va_list argument is passed as an opaque pointer (x86-64 va_list decays to one).
+  vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, void *fmt, void *args)'),
+  epollCreate1: libc.func('int epoll_create1(int flags)'),
+  epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
+  epollWait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),
+  eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
+  ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *ifname)'),
+  statfs: libc.func('int statfs(const char *path, _Out_ uint8_t *buf)'),
+  getuid: libc.func('unsigned int getuid(void)'),
+};
+
+/** errno of the last koffi call on this thread (koffi saves it right after the call). */
+export const lastErrno = (): number => koffi.errno();
