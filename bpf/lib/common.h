@@ -118,6 +118,27 @@ struct tnd_event {
 	__u16 pad;
 	__u8 saddr[TND_ADDR_LEN];
 	__u8 daddr[TND_ADDR_LEN];
+	__u32 pad2;         /* explicit tail: the struct is 72 bytes */
+};
+
+/*
+ * Per-CPU counters (tnd_metrics, a PERCPU_ARRAY keyed by __u32 slot). Slots
+ * below TND_METRICS_DROP_BASE count verdicts; a drop is counted at the slot
+ * equal to its enum tnd_drop_reason value.
+ */
+#define TND_METRICS_MAX 256
+#define TND_METRICS_DROP_BASE 128
+
+enum tnd_metrics_slot {
+	TND_METRIC_FORWARDED = 1,   /* from-container, redirected to an endpoint */
+	TND_METRIC_DELIVERED = 2,   /* to-container, passed into the pod */
+	TND_METRIC_LOCAL_REPLY = 3, /* ARP, ND or echo request answered in BPF */
+	TND_METRIC_PASSED = 4,      /* control traffic handed to the node's stack */
+};
+
+struct tnd_metrics_value {
+	__u64 packets;
+	__u64 bytes;
 };
 
 /* Load-time configuration of one endpoint's programs (a const volatile global). */

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * API: connection tracking.
+ *   tnd_ct                   LRU_HASH tnd_ct_key -> tnd_ct_entry, node-wide
+ *   ct_process(tuple, dir, p, endpoint_id, &res)
+ *                            find the packet's connection, or create it, and
+ *                            account the packet; res says what happened.
+ *
+ * An entry is keyed by the tuple of the connection's first packet and the
+ * direction (relative to the endpoint) it was seen in. A packet is looked up
+ * as (its tuple, dir); on a miss as (reversed tuple, other dir): that is the
+ * reply of a connection the other program of the same endpoint created (a
+ * reply leaving the pod answers a connection that entered it). Expired
+ * entries count as misses; the LRU map reclaims them. A fresh SYN on a closed
+ * TCP entry starts over.
+ */
+#ifndef TND_CONNTRACK_H
+#define TND_CONNTRACK_H
+
+#include "compiler.h"
+#include "common.h"
+#include "pkt.h"
+#include <linux/in.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TND_CT_MAX);
+	__type(key, struct tnd_ct_key);
+	__type(value, struct tnd_ct_entry);
+} tnd_ct SEC(".maps");
+
+#define CT_TIMEOUT_TCP_NEW (60 * NSEC_PER_SEC)
+#define CT_TIMEOUT_TCP_ESTABLISHED (6 * 3600 * NSEC_PER_SEC)
+#define CT_TIMEOUT_TCP_CLOSING (10 * NSEC_PER_SEC)
+#define CT_TIMEOUT_TCP_CLOSED (10 * NSEC_PER_SEC)
+#define CT_TIMEOUT_OTHER (60 * NSEC_PER_SEC) /* UDP, ICMP */
+#define CT_REPORT_INTERVAL NSEC_PER_SEC      /* trace aggregation */
+
+struct ct_result {
+	__u8 state;   /* enum tnd_ct_state after this packet */
+	__u8 created; /* this packet made the entry */
+	__u8 reply;   /* this packet goes against the first packet */
+	__u8 report;  /* aggregation: this packet deserves a trace event */
+};
+
+static __always_inline __u64 ct_timeout(__u8 proto, __u8 state)
+{
+	if (proto != IPPROTO_TCP)
+		return CT_TIMEOUT_OTHER;
+	switch (state) {
+	case TND_CT_ESTABLISHED:
+		return CT_TIMEOUT_TCP_ESTABLISHED;
+	case TND_CT_CLOSING:
+		return CT_TIMEOUT_TCP_CLOSING;
+	case TND_CT_CLOSED:
+		return CT_TIMEOUT_TCP_CLOSED;
+	default:
+		return CT_TIMEOUT_TCP_NEW;
+	}
+}
+
+/* The state the flags alone imply; states only move forward. */
+static __always_inline __u8 ct_next_state(__u8 state, __u8 proto, __u8 flags,
+					  __u8 fwd, __u8 rev, int reply)
+{
+	__u8 next = state;
+
+	if (proto == IPPROTO_TCP) {
+		if ((flags & TCP_F_RST) || (fwd & rev & TCP_F_FIN))
+			next = TND_CT_CLOSED;
+		else if ((fwd | rev) & TCP_F_FIN)
+			next = TND_CT_CLOSING;
+		else if (reply)
+			next = TND_CT_ESTABLISHED;
+	} else if (reply) {
+		next = TND_CT_ESTABLISHED;
+	}
+	return next > state ? next : state;
+}
+
+/* A hit that must be treated as a miss. */
+static __always_inline int ct_dead(const struct tnd_ct_entry *e, __u64 now,
+				   __u8 flags)
+{
+	if (now > e->expires_ns)
+		return 1;
+	return e->state == TND_CT_CLOSED && (flags & TCP_F_SYN) &&
+	       !(flags & TCP_F_ACK);
+}
+
+static __always_inline void ct_reverse(struct tnd_ct_key *r,
+				       const struct tnd_ct_key *t)
+{
+	__builtin_memcpy(r->saddr, t->daddr, TND_ADDR_LEN);
+	__builtin_memcpy(r->daddr, t->saddr, TND_ADDR_LEN);
+	r->sport = t->dport;
+	r->dport = t->sport;
+	r->proto = t->proto;
+	r->family = t->family;
+	r->dir = t->dir ^ 1;
+	r->pad = 0;
+}
+
+static __always_inline void ct_process(struct pkt *p, __u8 dir,
+				       __u16 endpoint_id, struct ct_result *res)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u8 flags = p->tcp_flags, seen, fwd, rev;
+	struct tnd_ct_entry *e;
+	struct tnd_ct_key rkey;
+	int reply = 0;
+
+	p->tuple.dir = dir;
+	e = bpf_map_lookup_elem(&tnd_ct, &p->tuple);
+	if (e && ct_dead(e, now, flags))
+		e = NULL;
+	if (!e) {
+		ct_reverse(&rkey, &p->tuple);
+		e = bpf_map_lookup_elem(&tnd_ct, &rkey);
+		if (e && ct_dead(e, now, flags))
+			e = NULL;
+		reply = 1;
+	}
+
+	if (e) {
+		if (reply) {
+			__sync_fetch_and_add(&e->packets_rev, 1);
+			__sync_fetch_and_add(&e->bytes_rev, p->len);
+			seen = e->tcp_flags_rev;
+			if (flags & ~seen)
+				e->tcp_flags_rev = seen | flags;
+		} else {
+			__sync_fetch_and_add(&e->packets_fwd, 1);
+			__sync_fetch_and_add(&e->bytes_fwd, p->len);
+			seen = e->tcp_flags_fwd;
+			if (flags & ~seen)
+				e->tcp_flags_fwd = seen | flags;
+		}
+		fwd = reply ? e->tcp_flags_fwd : seen | flags;
+		rev = reply ? seen | flags : e->tcp_flags_rev;
+		res->state = ct_next_state(e->state, p->tuple.proto, flags,
+					   fwd, rev, reply);
+		if (res->state != e->state)
+			e->state = res->state;
+		e->last_seen_ns = now;
+		e->expires_ns = now + ct_timeout(p->tuple.proto, res->state);
+		res->created = 0;
+		res->reply = reply;
+		res->report = (flags & ~seen) ||
+			      now - e->last_report_ns > CT_REPORT_INTERVAL;
+		if (res->report)
+			e->last_report_ns = now;
+		return;
+	}
+
+	/* Miss: this packet opens a connection. */
+	{
+		struct tnd_ct_entry n = {};
+
+		n.created_ns = now;
+		n.last_seen_ns = now;
+		n.last_report_ns = now;
+		n.packets_fwd = 1;
+		n.bytes_fwd = p->len;
+		n.tcp_flags_fwd = flags;
+		n.endpoint_id = endpoint_id;
+		n.state = ct_next_state(TND_CT_NEW, p->tuple.proto, flags,
+					flags, 0, 0);
+		n.expires_ns = now + ct_timeout(p->tuple.proto, n.state);
+		/* Full map: LRU evicts; a failed insert must not drop traffic. */
+		bpf_map_update_elem(&tnd_ct, &p->tuple, &n, BPF_ANY);
+		res->state = n.state;
+		res->created = 1;
+		res->reply = 0;
+		res->report = 1;
+	}
+}
+
+#endif /* TND_CONNTRACK_H */

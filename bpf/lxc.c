@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Endpoint datapath: the two programs on the host side of a pod's veth.
+ *   from_container  TCX ingress: packets leaving the pod. Answers ARP, ND and
+ *                   pings to the router in place; forwards unicast to local
+ *                   endpoints (anti-spoofing, conntrack, TTL, MAC rewrite,
+ *                   redirect).
+ *   to_container    TCX egress: packets entering the pod. Conntrack, trace.
+ * One instance per endpoint, specialised by CONFIG (struct tnd_lxc_config)
+ * before load; a disabled address family is pruned by the verifier.
+ */
+#include "compiler.h"
+#include "ctx.h"
+#include "config.h"
+#include "common.h"
+#include "addr.h"
+#include "pkt.h"
+#include "drop.h"
+#include "parse.h"
+#include "metrics.h"
+#include "events.h"
+#include "endpoints.h"
+#include "conntrack.h"
+#include "trace.h"
+#include "mac.h"
+#include "arp.h"
+#include "ndisc.h"
+#include "icmp.h"
+#include "wire.h"
+
+#include <linux/stddef.h>
+
+DECLARE_CONFIG(struct tnd_lxc_config);
+WIRE_TYPES_IN_BTF();
+
+#define IPV4_ENABLED CONFIG_HAS(TND_LXC_IPV4)
+#define IPV6_ENABLED CONFIG_HAS(TND_LXC_IPV6)
+#define TRACE_ALL CONFIG_HAS(TND_LXC_TRACE_ALL)
+
+static __always_inline int drop(const struct pkt *p, __u32 reason, __u8 obs)
+{
+	struct event_args a = {
+		.ifindex = CONFIG.ifindex,
+		.endpoint_id = CONFIG.endpoint_id,
+		.obs_point = obs,
+	};
+
+	return send_drop(p, reason, &a);
+}
+
+static __always_inline void trace(const struct pkt *p, __u8 obs,
+				  __u32 target_ifindex, __u8 ct_state)
+{
+	struct event_args a = {
+		.ifindex = CONFIG.ifindex,
+		.endpoint_id = CONFIG.endpoint_id,
+	};
+
+	send_trace(p, obs, target_ifindex, ct_state, &a);
+}
+
+/* A reply built in place goes back out of the pod's own veth. */
+static __always_inline int local_reply(const struct pkt *p, __u8 obs)
+{
+	metrics_add(TND_METRIC_LOCAL_REPLY, p->len);
+	trace(p, obs, CONFIG.ifindex, 0);
+	return ctx_redirect(CONFIG.ifindex);
+}
+
+/* Unicast to a local endpoint: the established-flow fast path. */
+static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
+{
+	struct tnd_endpoint_info *info;
+	struct ct_result res;
+	struct ethhdr *eth;
+	void *data, *data_end;
+	__u32 target;
+
+	info = endpoint_lookup(&p->tuple);
+	if (!info)
+		return drop(p, DROP_UNKNOWN_DEST, TND_OBS_FROM_ENDPOINT);
+	if (p->ttl <= 1)
+		return drop(p, DROP_TTL_EXCEEDED, TND_OBS_FROM_ENDPOINT);
+	target = info->ifindex;
+
+	ct_process(p, TND_CT_EGRESS, CONFIG.endpoint_id, &res);
+
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	eth = data;
+	if (p->tuple.family == TND_AF_INET) {
+		struct iphdr *ip = data + ETH_HLEN;
+		__u16 old, new;
+
+		if ((void *)(ip + 1) > data_end)
+			return drop(p, DROP_TRUNCATED_IPV4, TND_OBS_FROM_ENDPOINT);
+		mac_copy(eth->h_dest, info->mac);
+		mac_copy(eth->h_source, info->router_mac);
+		old = *(__u16 *)&ip->ttl; /* TTL and protocol: one checksum word */
+		ip->ttl--;
+		new = *(__u16 *)&ip->ttl;
+		bpf_l3_csum_replace(ctx, ETH_HLEN + offsetof(struct iphdr, check),
+				    old, new, sizeof(__u16));
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return drop(p, DROP_TRUNCATED_IPV6, TND_OBS_FROM_ENDPOINT);
+		mac_copy(eth->h_dest, info->mac);
+		mac_copy(eth->h_source, info->router_mac);
+		ip6->hop_limit--;
+	}
+
+	metrics_add(TND_METRIC_FORWARDED, p->len);
+	if (trace_wanted(&res, TRACE_ALL))
+		trace(p, TND_OBS_FROM_ENDPOINT, target, res.state);
+	return ctx_redirect(target);
+}
+
+static __always_inline int from_container_arp(struct __ctx_buff *ctx,
+					      struct pkt *p)
+{
+	int ret;
+
+	ret = arp_respond(ctx, p, *(const volatile __u32 *)CONFIG.ip4,
+			  CONFIG.router_mac);
+	if (ret < 0)
+		return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
+	return local_reply(p, TND_OBS_ARP_REPLY);
+}
+
+static __always_inline int from_container_ipv4(struct __ctx_buff *ctx,
+					       struct pkt *p)
+{
+	__u32 daddr;
+	int ret;
+
+	ret = parse_ipv4(ctx, p);
+	if (ret < 0)
+		return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
+	if (!ipv4_eq_cfg(*(__u32 *)p->tuple.saddr, CONFIG.ip4))
+		return drop(p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
+
+	daddr = *(__u32 *)p->tuple.daddr;
+	if (p->tuple.proto == IPPROTO_ICMP &&
+	    p->icmp_type == ICMP_ECHO_REQUEST &&
+	    ipv4_eq_cfg(daddr, CONFIG.router_ip4) &&
+	    icmp4_echo_reply(ctx, CONFIG.router_mac) == 0)
+		return local_reply(p, TND_OBS_ICMP_REPLY);
+	return forward(ctx, p);
+}
+
+static __always_inline int from_container_ipv6(struct __ctx_buff *ctx,
+					       struct pkt *p)
+{
+	int ret;
+
+	ret = parse_ipv6(ctx, p);
+	if (ret < 0)
+		return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
+
+	/* ND/MLD come from link-local or unspecified sources: before anti-spoofing. */
+	if (p->tuple.proto == IPPROTO_ICMPV6 && ndisc_is_control(p->icmp_type)) {
+		if (p->icmp_type == ND_NEIGHBOR_SOLICIT) {
+			ret = ndisc_respond(ctx, p, CONFIG.ip6, CONFIG.router_mac);
+			if (ret < 0)
+				return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
+			if (ret == 0)
+				return local_reply(p, TND_OBS_NDISC_REPLY);
+		}
+		/* The pod's own RS, MLD, DAD: the stack's business, no event. */
+		metrics_add(TND_METRIC_PASSED, p->len);
+		return CTX_OK;
+	}
+
+	if (!ipv6_addr_eq_cfg((const __u32 *)p->tuple.saddr, CONFIG.ip6))
+		return drop(p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
+	if (p->tuple.proto == IPPROTO_ICMPV6 &&
+	    p->icmp_type == ICMP6_ECHO_REQUEST &&
+	    ipv6_addr_eq_cfg((const __u32 *)p->tuple.daddr, CONFIG.router_ip6) &&
+	    icmp6_echo_reply(ctx, CONFIG.router_mac) == 0)
+		return local_reply(p, TND_OBS_ICMP_REPLY);
+	return forward(ctx, p);
+}
+
+SEC("tc")
+int from_container(struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
+	struct ethhdr *eth = data;
+	struct pkt p = {};
+
+	p.len = ctx_len(ctx);
+	if ((void *)(eth + 1) > data_end)
+		return drop(&p, DROP_INVALID_ETH, TND_OBS_FROM_ENDPOINT);
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_IP):
+		if (IPV4_ENABLED)
+			return from_container_ipv4(ctx, &p);
+		break;
+	case bpf_htons(ETH_P_IPV6):
+		if (IPV6_ENABLED)
+			return from_container_ipv6(ctx, &p);
+		break;
+	case bpf_htons(ETH_P_ARP):
+		if (IPV4_ENABLED)
+			return from_container_arp(ctx, &p);
+		break;
+	default:
+		return drop(&p, DROP_UNSUPPORTED_L3, TND_OBS_FROM_ENDPOINT);
+	}
+	return drop(&p, DROP_FAMILY_DISABLED, TND_OBS_FROM_ENDPOINT);
+}
+
+/* Track and trace what enters the pod; policy will sit here. */
+static __always_inline int deliver(struct pkt *p)
+{
+	struct ct_result res;
+
+	ct_process(p, TND_CT_INGRESS, CONFIG.endpoint_id, &res);
+	metrics_add(TND_METRIC_DELIVERED, p->len);
+	if (trace_wanted(&res, TRACE_ALL))
+		trace(p, TND_OBS_TO_ENDPOINT, 0, res.state);
+	return CTX_OK;
+}
+
+SEC("tc")
+int to_container(struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
+	struct ethhdr *eth = data;
+	struct pkt p = {};
+	int ret;
+
+	p.len = ctx_len(ctx);
+	if ((void *)(eth + 1) > data_end)
+		return drop(&p, DROP_INVALID_ETH, TND_OBS_TO_ENDPOINT);
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_IP):
+		if (!IPV4_ENABLED)
+			break;
+		ret = parse_ipv4(ctx, &p);
+		if (ret < 0)
+			return drop(&p, -ret, TND_OBS_TO_ENDPOINT);
+		return deliver(&p);
+	case bpf_htons(ETH_P_IPV6):
+		if (!IPV6_ENABLED)
+			break;
+		ret = parse_ipv6(ctx, &p);
+		if (ret < 0)
+			return drop(&p, -ret, TND_OBS_TO_ENDPOINT);
+		/* The node's ND/MLD towards the pod (and our own replies). */
+		if (p.tuple.proto == IPPROTO_ICMPV6 &&
+		    ndisc_is_control(p.icmp_type)) {
+			metrics_add(TND_METRIC_PASSED, p.len);
+			return CTX_OK;
+		}
+		return deliver(&p);
+	case bpf_htons(ETH_P_ARP):
+		/* The node resolving the pod, or our own ARP reply. */
+		metrics_add(TND_METRIC_PASSED, p.len);
+		return CTX_OK;
+	default:
+		return drop(&p, DROP_UNSUPPORTED_L3, TND_OBS_TO_ENDPOINT);
+	}
+	return drop(&p, DROP_FAMILY_DISABLED, TND_OBS_TO_ENDPOINT);
+}
+
+char LICENSE[] SEC("license") = "GPL";
