@@ -16,6 +16,7 @@ command -v bpftool >/dev/null || need+=(bpftool)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v iperf3 >/dev/null || need+=(iperf3)
+command -v sockperf >/dev/null || need+=(sockperf)
 command -v ping >/dev/null || need+=(iputils-ping)
 [ -f /usr/include/linux/bpf.h ] || need+=(linux-libc-dev)
 if [ ${#need[@]} -gt 0 ]; then

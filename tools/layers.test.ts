@@ -25,3 +25,7 @@ test('checkFile keeps src/common pure and knows only the designed layers', () =>
   assert.match(checkFile('src/common/x.ts', `import { readFileSync } from 'node:fs';`)[0]!.message, /pure logic/);
   assert.match(checkFile('src/misc/x.ts', ``)[0]!.message, /not a layer/);
 });
+
+test('checkFile lets unit tests in src/common use the test runner', () => {
+  assert.deepEqual(checkFile('src/common/x.test.ts', `import { test } from 'node:test';\nimport assert from 'node:assert/strict';`), []);
+});

@@ -37,10 +37,11 @@ export function parseCommand<O extends Options>(
   } catch (err) {
     throw new UsageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''), usage);
   }
-  const output = parsed.values.output as string | undefined;
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const output = values.output as string | undefined;
   if (output !== undefined && output !== 'json' && output !== 'table')
     throw new UsageError(`unknown output format "${output}" (use -o json or -o table)`, usage);
   if (parsed.positionals.length < positionals.min) throw new UsageError('missing argument', usage);
   if (parsed.positionals.length > positionals.max) throw new UsageError(`unexpected argument "${parsed.positionals[positionals.max]}"`, usage);
-  return { values: parsed.values, positionals: parsed.positionals, output: (output ?? 'table') as OutputFormat };
+  return { values, positionals: parsed.positionals, output: (output ?? 'table') as OutputFormat };
 }

@@ -70,8 +70,8 @@ export async function configurePod(spec: VethSpec, addr: PodAddressing): Promise
       `link set ${dev} up`,
       `route add ${addr.routerIPv4} dev ${dev} scope link`,
       `route add default via ${addr.routerIPv4} dev ${dev}`,
-      `-6 route add ${addr.routerIPv6} dev ${dev}`,
-      `-6 route add default via ${addr.routerIPv6} dev ${dev}`,
+      `route add ${addr.routerIPv6} dev ${dev}`,
+      `route add default via ${addr.routerIPv6} dev ${dev}`,
     ],
     { netns: spec.netns },
   );

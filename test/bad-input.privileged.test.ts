@@ -1,0 +1,128 @@
+/**
+ * Bad input gets one clear line, a non-zero exit, and changes nothing: the
+ * agent's endpoints, addresses and links are the same before and after.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { Topology, AGENT_BIN, sh, must, type Node } from './harness/topology.js';
+
+function assertOneLine(stderr: string, pattern: RegExp): void {
+  assert.match(stderr, pattern);
+  assert.ok(!/\n\s+at /.test(stderr), `stack trace in:\n${stderr}`);
+}
+
+describe('bad input to the agent and the CLI', () => {
+  let topo: Topology;
+  let node: Node;
+  let snapshot: () => Promise<string>;
+
+  before(async () => {
+    // A /30 has room for exactly one pod: the second attach exhausts it.
+    topo = Topology.create();
+    node = await topo.addNode({ podCidr4: '10.200.9.0/30', podCidr6: 'fd10:200:0:9::/64' });
+    snapshot = async () => {
+      const eps = (await node.cli(['endpoint', 'list', '-o', 'json'])).stdout;
+      const links = await must(['ip', '-o', 'link', 'show'], { netns: node.netnsPath });
+      const map = (await node.cli(['map', 'dump', 'tnd_endpoints', '-o', 'json'])).stdout;
+      return eps + links.replace(/\s+/g, ' ') + map;
+    };
+  });
+  after(async () => {
+    await topo?.dispose();
+  });
+
+  test('unknown endpoint', async () => {
+    for (const cmd of ['get', 'delete']) {
+      const r = await node.cli(['endpoint', cmd, '4242']);
+      assert.equal(r.code, 1);
+      assertOneLine(r.stderr, /^tendril: endpoint 4242 does not exist/);
+    }
+  });
+
+  test('a netns path that does not exist, or is not a netns', async () => {
+    const before = await snapshot();
+    let r = await node.cli(['endpoint', 'add', '--netns', '/run/netns/does-not-exist-' + topo.prefix]);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, /netns path "\/run\/netns\/does-not-exist-\w+" does not exist/);
+    r = await node.cli(['endpoint', 'add', '--netns', '/etc/hostname']);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, /"\/etc\/hostname" is not a network namespace/);
+    r = await node.cli(['endpoint', 'add', '--netns', 'relative/path']);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, /netns must be an absolute path/);
+    assert.equal(await snapshot(), before);
+  });
+
+  test('a duplicate netns, then an exhausted IPAM range', async () => {
+    const pod = await topo.addPod(node, 'pod-one');
+    const before = await snapshot();
+    let r = await node.cli(['endpoint', 'add', '--netns', pod.netnsPath]);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, new RegExp(`netns "${pod.netnsPath}" is attached already as endpoint ${pod.id}`));
+    const other = await topo.addNamespace('pod-two');
+    r = await node.cli(['endpoint', 'add', '--netns', `/run/netns/${other}`]);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, /IPAM range 10\.200\.9\.0\/30 is exhausted/);
+    assert.equal(await snapshot(), before);
+    const links = await must(['ip', '-o', 'link', 'show'], { netns: `/run/netns/${other}` });
+    assert.ok(!links.includes('eth0'), 'nothing was left in the pod netns');
+  });
+
+  test('malformed API requests', async () => {
+    const before = await snapshot();
+    await assert.rejects(node.client.call('POST', '/v1/endpoints', { netns: '/x', colour: 'red' }), /invalid endpoint: unknown field\(s\) "colour"/);
+    await assert.rejects(node.client.call('POST', '/v1/endpoints', { netns: 42 }), /invalid endpoint field "netns"/);
+    await assert.rejects(node.client.call('POST', '/v1/endpoints', { netns: '/x', labels: { 'bad key': 'v' } }), /label key "bad key" is invalid/);
+    await assert.rejects(node.client.call('POST', '/v1/endpoints'), /needs a JSON body/);
+    await assert.rejects(node.client.call('GET', '/v1/endpoints/abc'), /an endpoint id is a number/);
+    await assert.rejects(node.client.call('GET', '/v1/nothing'), /no such API route/);
+    await assert.rejects(node.client.call('PUT', '/v1/endpoints'), /PUT is not allowed/);
+    await assert.rejects(node.client.call('GET', '/v1/maps/tnd_events'), /ring buffer/);
+    await assert.rejects(node.client.call('GET', '/v1/monitor?type=everything'), /type must be drop or trace/);
+    assert.equal(await snapshot(), before);
+  });
+
+  test('CLI usage errors exit 2 with the usage', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['endpoint', 'add'], /endpoint add needs --netns PATH/],
+      [['endpoint', 'add', '--netns', '/x', '--labels', 'org'], /label "org" must be written key=value/],
+      [['endpoint', 'get'], /missing argument/],
+      [['endpoint', 'get', 'x1'], /endpoint ID must be a number/],
+      [['endpoint', 'frobnicate'], /unknown endpoint command "frobnicate"/],
+      [['status', '-o', 'yaml'], /unknown output format "yaml"/],
+      [['monitor', '--type', 'everything'], /unknown event type "everything"/],
+      [['bogus'], /unknown command "bogus"/],
+      [['endpoint', 'list', '--colour'], /Unknown option '--colour'/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await node.cli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+      assert.match(r.stderr, /usage: tendril/);
+    }
+  });
+
+  test('the CLI says when the agent cannot be reached', async () => {
+    const r = await sh([process.execPath, join(AGENT_BIN, '..', 'tendril'), '--socket', join(topo.dir, 'nobody.sock'), 'status']);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, /cannot reach the agent at .*nobody\.sock: is tendril-agent running\?/);
+  });
+
+  test('the agent refuses to start without root, without bpffs, or twice on one socket', async () => {
+    const notBpf = join(topo.dir, 'not-bpffs');
+    mkdirSync(notBpf);
+    let r = await sh(['nsenter', `--net=${node.netnsPath}`, process.execPath, AGENT_BIN, ...node.agentArgs(), '--bpffs', notBpf]);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, new RegExp(`${notBpf} is not a BPF filesystem: mount one with`));
+    r = await sh(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, AGENT_BIN, ...node.agentArgs()]);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, /must run as root/);
+    r = await sh(['nsenter', `--net=${node.netnsPath}`, process.execPath, AGENT_BIN, ...node.agentArgs()]);
+    assert.equal(r.code, 1);
+    assertOneLine(r.stderr, /another agent is serving .*: stop it first/);
+    r = await sh([process.execPath, AGENT_BIN, '--pod-cidr']);
+    assert.equal(r.code, 2);
+  });
+});

@@ -1,0 +1,129 @@
+/**
+ * End to end on one node: pods attached through the CLI reach each other over
+ * IPv4 and IPv6 through the eBPF datapath, the answers to ARP and neighbour
+ * discovery come from BPF, the monitor shows the traffic, deletion leaves
+ * nothing behind, and a SIGKILLed agent neither breaks a running connection
+ * nor loses its endpoints.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Topology, REPO, must, sleep, type Node, type Pod } from './harness/topology.js';
+
+const TCP_TOOL = join(REPO, 'dist', 'test', 'tools', 'tcp.js');
+
+describe('single-node connectivity', () => {
+  let topo: Topology;
+  let node: Node;
+  let a: Pod;
+  let b: Pod;
+
+  before(async () => {
+    topo = Topology.create();
+    node = await topo.addNode();
+    a = await topo.addPod(node, 'pod-a', 'app=a');
+    b = await topo.addPod(node, 'pod-b', 'app=b');
+  });
+  after(async () => {
+    await topo?.dispose();
+  });
+
+  test('pods ping each other over IPv4 and IPv6', async () => {
+    await must(['ping', '-c', '2', '-i', '0.2', '-W', '2', b.ipv4], { netns: a.netnsPath });
+    await must(['ping', '-c', '2', '-i', '0.2', '-W', '2', a.ipv4], { netns: b.netnsPath });
+    await must(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', b.ipv6], { netns: a.netnsPath });
+    await must(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', a.ipv6], { netns: b.netnsPath });
+  });
+
+  test('pods open TCP connections both ways, over IPv4 and IPv6', async () => {
+    for (const [server, client] of [
+      [b, a],
+      [a, b],
+    ] as const) {
+      const srv = topo.spawnIn(server.netnsPath, [process.execPath, TCP_TOOL, 'server', '8080']);
+      await new Promise<void>((resolve, reject) => {
+        srv.stdout!.once('data', () => resolve());
+        srv.once('exit', (code) => reject(new Error(`tcp server exited ${code}`)));
+      });
+      for (const addr of [server.ipv4, server.ipv6]) {
+        const out = await must([process.execPath, TCP_TOOL, 'client', addr, '8080'], { netns: client.netnsPath });
+        assert.match(out, /echoed via/);
+      }
+      srv.kill('SIGKILL');
+    }
+  });
+
+  test('the node netns holds no neighbour entries for the pods: BPF answered', async () => {
+    const neigh = await must(['ip', 'neigh', 'show'], { netns: node.netnsPath });
+    const neigh6 = await must(['ip', '-6', 'neigh', 'show'], { netns: node.netnsPath });
+    for (const addr of [a.ipv4, b.ipv4, a.ipv6, b.ipv6]) {
+      assert.ok(!neigh.includes(addr) && !neigh6.includes(addr), `node has a neighbour entry for ${addr}:\n${neigh}${neigh6}`);
+    }
+    const podNeigh = await must(['ip', 'neigh', 'show'], { netns: a.netnsPath });
+    assert.match(podNeigh, /10\.200\.1\.1 dev eth0 lladdr/, 'the pod learned its router from the BPF ARP reply');
+  });
+
+  test('tendril monitor -o json streams trace events of pod traffic', async () => {
+    const mon = topo.spawnIn(node.netnsPath, [process.execPath, join(REPO, 'bin', 'tendril'), '--socket', node.socket, 'monitor', '--type', 'trace', '-o', 'json']);
+    let out = '';
+    mon.stdout!.on('data', (d) => (out += d));
+    await sleep(300); // subscribed before the traffic starts
+    await must(['ping', '-c', '1', '-W', '2', b.ipv4], { netns: a.netnsPath });
+    const deadline = Date.now() + 5000;
+    let events: Array<Record<string, unknown>> = [];
+    while (Date.now() < deadline) {
+      events = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      if (events.some((e) => e.source === a.ipv4 && e.destination === b.ipv4 && e.observationPoint === 'to-endpoint')) break;
+      await sleep(100);
+    }
+    mon.kill('SIGTERM');
+    const fromA = events.find((e) => e.source === a.ipv4 && e.destination === b.ipv4 && e.observationPoint === 'from-endpoint');
+    assert.ok(fromA, `no from-endpoint trace of ${a.ipv4} -> ${b.ipv4} in:\n${out}`);
+    assert.equal(fromA.type, 'trace');
+    assert.equal(fromA.protocol, 'ICMP');
+    assert.equal(fromA.endpoint, a.id);
+    assert.ok(events.some((e) => e.source === a.ipv4 && e.destination === b.ipv4 && e.observationPoint === 'to-endpoint' && e.endpoint === b.id));
+  });
+
+  test('SIGKILL of the agent during a TCP stream loses no connection; the restarted agent lists the same endpoints', async () => {
+    const before = JSON.parse((await node.cli(['endpoint', 'list', '-o', 'json'])).stdout) as unknown[];
+    const server = topo.spawnIn(b.netnsPath, ['iperf3', '-s', '-1', '-p', '5201']);
+    await sleep(300);
+    const client = topo.spawnIn(a.netnsPath, ['iperf3', '-c', b.ipv4, '-p', '5201', '-t', '4', '-J']);
+    let report = '';
+    client.stdout!.on('data', (d) => (report += d));
+    await sleep(1000);
+    await node.agent!.kill('SIGKILL');
+    await sleep(500);
+    // Still flowing with no agent at all: a fresh connection works too.
+    await must(['ping', '-c', '1', '-W', '2', b.ipv4], { netns: a.netnsPath });
+    await node.startAgent();
+    const code = await new Promise<number>((resolve) => client.once('exit', (c) => resolve(c ?? 1)));
+    server.kill('SIGKILL');
+    assert.equal(code, 0, `iperf3 failed across the agent restart:\n${report.slice(-2000)}`);
+    const result = JSON.parse(report) as { end: { sum_received: { bytes: number } } };
+    assert.ok(result.end.sum_received.bytes > 0);
+    const afterList = JSON.parse((await node.cli(['endpoint', 'list', '-o', 'json'])).stdout) as unknown[];
+    assert.deepEqual(afterList, before);
+    assert.match(node.agent!.log, /2 adopted, 0 re-attached/);
+  });
+
+  test('endpoint delete leaves no link, map entry or pin behind', async () => {
+    const ep = JSON.parse((await node.cli(['endpoint', 'get', String(b.id), '-o', 'json'])).stdout) as { hostIfname: string };
+    const r = await node.cli(['endpoint', 'delete', String(b.id)]);
+    assert.equal(r.code, 0, r.stderr);
+    const links = await must(['ip', '-o', 'link', 'show'], { netns: node.netnsPath });
+    assert.ok(!links.includes(ep.hostIfname), `link ${ep.hostIfname} still there`);
+    const podLinks = await must(['ip', '-o', 'link', 'show'], { netns: b.netnsPath });
+    assert.ok(!podLinks.includes('eth0'), 'the pod side went with it');
+    const dump = (await node.cli(['map', 'dump', 'tnd_endpoints', '-o', 'json'])).stdout;
+    assert.ok(!dump.includes(b.ipv4) && !dump.includes(b.ipv6), `map entries left: ${dump}`);
+    const ct = (await node.cli(['map', 'dump', 'tnd_ct', '-o', 'json'])).stdout;
+    assert.ok(!ct.includes(`"endpoint": ${b.id},`), 'conntrack entries of the endpoint are purged');
+    assert.ok(!existsSync(join(topo.bpffs, 'tendril', node.name, 'endpoints', String(b.id))), 'pins left');
+    const get = await node.cli(['endpoint', 'get', String(b.id)]);
+    assert.equal(get.code, 1);
+    assert.match(get.stderr, new RegExp(`endpoint ${b.id} does not exist`));
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * Test topology built of network namespaces (never the root namespace): a
+ * node netns runs an agent; pods are netns the agent attaches. Names carry a
+ * unique run prefix, and dispose() removes every namespace, process, pin,
+ * mount and directory the run made, also after a failure.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { ApiClient } from '../../src/api/client.js';
+
+export const REPO = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
+export const AGENT_BIN = join(REPO, 'bin', 'tendril-agent');
+export const CLI_BIN = join(REPO, 'bin', 'tendril');
+
+export interface CmdResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (optionally inside a netns) and returns its output; never throws on exit code. */
+export function sh(argv: string[], options: { netns?: string; input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CmdResult> {
+  const full = options.netns ? ['nsenter', `--net=${options.netns}`, ...argv] : argv;
+  return new Promise((resolve) => {
+    const child = spawn(full[0]!, full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Like sh() but fails with the command's stderr when it exits non-zero. */
+export async function must(argv: string[], options: { netns?: string; input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const r = await sh(argv, options);
+  if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  return r.stdout;
+}
+
+export class Agent {
+  proc: ChildProcess | undefined;
+  log = '';
+
+  constructor(
+    readonly node: Node,
+    readonly args: string[],
+  ) {}
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  async start(): Promise<void> {
+    const proc = spawn('nsenter', [`--net=${this.node.netnsPath}`, process.execPath, AGENT_BIN, ...this.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    proc.stdout!.on('data', (d) => (this.log += d));
+    proc.stderr!.on('data', (d) => (this.log += d));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode} at start:\n${this.log}`);
+      try {
+        await this.node.client.status();
+        return;
+      } catch {
+        await sleep(50);
+      }
+    }
+    throw new Error(`agent did not answer within 20 s:\n${this.log}`);
+  }
+
+  /** Sends `signal` and waits for the process to be gone. */
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill(signal);
+    await gone;
+  }
+}
+
+export class Node {
+  readonly netnsPath: string;
+  readonly socket: string;
+  readonly stateDir: string;
+  readonly client: ApiClient;
+  agent: Agent | undefined;
+
+  constructor(
+    readonly topo: Topology,
+    readonly name: string,
+    readonly podCidr4: string,
+    readonly podCidr6: string,
+  ) {
+    this.netnsPath = `/run/netns/${name}`;
+    this.socket = join(topo.dir, `${name}.sock`);
+    this.stateDir = join(topo.dir, `${name}-state`);
+    this.client = new ApiClient(this.socket);
+  }
+
+  agentArgs(): string[] {
+    return ['--node', this.name, '--bpffs', this.topo.bpffs, '--state-dir', this.stateDir, '--socket', this.socket, '--pod-cidr', this.podCidr4, '--pod-cidr6', this.podCidr6];
+  }
+
+  async startAgent(): Promise<Agent> {
+    this.agent = new Agent(this, this.agentArgs());
+    this.topo.agents.push(this.agent);
+    await this.agent.start();
+    return this.agent;
+  }
+
+  /** Runs the tendril CLI against this node's agent. */
+  cli(args: string[], timeoutMs = 30_000): Promise<CmdResult> {
+    return sh([process.execPath, CLI_BIN, ...args], { timeoutMs, env: { ...process.env, TENDRIL_SOCKET: this.socket } });
+  }
+
+  exec(argv: string[], timeoutMs?: number): Promise<CmdResult> {
+    return sh(argv, { netns: this.netnsPath, timeoutMs });
+  }
+}
+
+export interface Pod {
+  name: string;
+  netnsPath: string;
+  id: number;
+  ipv4: string;
+  ipv6: string;
+}
+
+export class Topology implements AsyncDisposable {
+  readonly prefix: string;
+  readonly dir: string;
+  readonly bpffs: string;
+  readonly agents: Agent[] = [];
+  private readonly namespaces: string[] = [];
+  private readonly children: ChildProcess[] = [];
+  private nodeCount = 0;
+
+  private constructor() {
+    this.prefix = `tnd${randomBytes(3).toString('hex')}`;
+    this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
+    this.bpffs = join(this.dir, 'bpffs');
+    mkdirSync(this.bpffs);
+    execFileSync('mount', ['-t', 'bpf', 'bpf', this.bpffs]);
+  }
+
+  static create(): Topology {
+    const topo = new Topology();
+    live.add(topo);
+    return topo;
+  }
+
+  async addNamespace(suffix: string): Promise<string> {
+    const name = `${this.prefix}-${suffix}`;
+    await must(['ip', 'netns', 'add', name]);
+    this.namespaces.push(name);
+    await must(['ip', 'link', 'set', 'lo', 'up'], { netns: `/run/netns/${name}` });
+    return name;
+  }
+
+  /** A node netns with its agent running. */
+  async addNode(options: { podCidr4?: string; podCidr6?: string; start?: boolean } = {}): Promise<Node> {
+    const n = ++this.nodeCount;
+    const name = await this.addNamespace(`node${n}`);
+    const node = new Node(this, name, options.podCidr4 ?? `10.200.${n}.0/24`, options.podCidr6 ?? `fd10:200:0:${n}::/64`);
+    if (options.start !== false) await node.startAgent();
+    return node;
+  }
+
+  /** A pod netns attached to `node` through the CLI. */
+  async addPod(node: Node, suffix: string, labels?: string): Promise<Pod> {
+    const name = await this.addNamespace(suffix);
+    const netnsPath = `/run/netns/${name}`;
+    const args = ['endpoint', 'add', '--netns', netnsPath, '-o', 'json', ...(labels ? ['--labels', labels] : [])];
+    const r = await node.cli(args);
+    if (r.code !== 0) throw new Error(`endpoint add failed (${r.code}): ${r.stderr}`);
+    const ep = JSON.parse(r.stdout) as { id: number; ipv4: string; ipv6: string };
+    return { name, netnsPath, id: ep.id, ipv4: ep.ipv4, ipv6: ep.ipv6 };
+  }
+
+  /** A long-running process inside a netns, killed at dispose. */
+  spawnIn(netnsPath: string, argv: string[]): ChildProcess {
+    const child = spawn('nsenter', [`--net=${netnsPath}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.push(child);
+    return child;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  async dispose(): Promise<void> {
+    live.delete(this);
+    for (const child of this.children) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const agent of this.agents) await agent.kill('SIGKILL').catch(() => undefined);
+    for (const name of this.namespaces.reverse()) await sh(['ip', 'netns', 'del', name]);
+    removeLeftoverNamespaces(this.prefix);
+    await sh(['umount', this.bpffs]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+const live = new Set<Topology>();
+
+/** Last resort when the test process exits without disposing (e.g. a crash). */
+process.once('exit', () => {
+  for (const topo of live) {
+    for (const agent of topo.agents) agent.proc?.kill('SIGKILL');
+    removeLeftoverNamespaces(topo.prefix);
+    try {
+      execFileSync('umount', [topo.bpffs], { stdio: 'ignore' });
+    } catch {
+      // not mounted
+    }
+    rmSync(topo.dir, { recursive: true, force: true });
+  }
+});
+
+function removeLeftoverNamespaces(prefix: string): void {
+  if (!existsSync('/run/netns')) return;
+  for (const name of readdirSync('/run/netns')) {
+    if (name.startsWith(`${prefix}-`)) {
+      try {
+        execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
