@@ -36,8 +36,9 @@ enum tnd_drop_reason {
 	DROP_FAMILY_DISABLED = 145,  /* IPv4 or IPv6 not enabled for this endpoint */
 };
 
-static __always_inline int send_drop(const struct pkt *p, __u32 reason,
-				     struct event_args *a)
+/* Out of line: a drop is the slow path, and there are many drop sites. */
+static __noinline int send_drop(const struct pkt *p, __u32 reason,
+				struct event_args *a)
 {
 	a->type = TND_EVENT_DROP;
 	a->reason = reason;

@@ -5,6 +5,7 @@
  *   event_emit(p, args)         one struct tnd_event, reserved and written in
  *                               place (no stack copy); silently lost when the
  *                               ring is full, never a reason to drop a packet.
+ *                               A BPF subprogram, not inlined.
  * Callers are drop.h (drops) and trace.h (forwarding traces).
  */
 #ifndef TND_EVENTS_H
@@ -30,8 +31,9 @@ struct event_args {
 	__u8 ct_state;
 };
 
-static __always_inline void event_emit(const struct pkt *p,
-				       const struct event_args *a)
+/* Out of line: events are off the fast path, and many sites emit them. */
+static __noinline void event_emit(const struct pkt *p,
+				  const struct event_args *a)
 {
 	struct tnd_event *ev;
 
