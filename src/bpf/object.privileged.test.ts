@@ -1,5 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BpfError, BpfObject, BpfProgram, bpfObjectPath } from './index.js';
 import { privateBpffs } from './testdata/fixtures.js';
 
@@ -135,6 +138,15 @@ describe('BpfObject', () => {
       assert.equal(again.id, prog.id);
       assert.equal(again.testRun({ data: packet() }).retval, 7);
     });
+  });
+
+  it('pinMaps outside a bpf filesystem fails saying so', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tnd-notbpf-'));
+    try {
+      assert.throws(() => BpfObject.open(SELFTEST, { pinMaps: { dir, names: ['selftest_hash'] } }), /not on a bpf filesystem/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reuseMaps: two objects share one map', () => {

@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { isBpffs } from '../sys/index.js';
 import { bpf, captureLibbpfLog, lastErrno, NativeBlock, viewOf, type Handle } from './libbpf.js';
 import { BpfError, EINVAL, ENOENT } from './errors.js';
 import { BpfMap } from './map.js';
@@ -80,6 +81,8 @@ export class BpfObject {
     if (o.constants && Object.keys(o.constants).length > 0) this.setConstants(o.constants);
     if (o.pinMaps) {
       mkdirSync(o.pinMaps.dir, { recursive: true });
+      if (!isBpffs(o.pinMaps.dir))
+        throw new BpfError(`Cannot pin maps of ${this.file} in "${o.pinMaps.dir}": not on a bpf filesystem (mount -t bpf bpf <dir>)`, EINVAL);
       for (const name of o.pinMaps.names) {
         const ret = bpf.mapSetPinPath(this.mapHandle(name), join(o.pinMaps.dir, name)) as number;
         if (ret < 0) throw new BpfError(`Cannot set pin path of map "${name}" in ${this.file}`, -ret);
