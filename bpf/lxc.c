@@ -153,7 +153,7 @@ static __always_inline int from_container_ipv4(struct __ctx_buff *ctx,
 static __always_inline int from_container_ipv6(struct __ctx_buff *ctx,
 					       struct pkt *p)
 {
-	int ret;
+	int ret, own;
 
 	ret = parse_ipv6(ctx, p);
 	if (ret < 0)
@@ -173,13 +173,19 @@ static __always_inline int from_container_ipv6(struct __ctx_buff *ctx,
 		return CTX_OK;
 	}
 
-	if (!ipv6_addr_eq_cfg((const __u32 *)p->tuple.saddr, CONFIG.ip6))
-		return drop(p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
+	/*
+	 * A ping to a link-local router comes from the pod's link-local address;
+	 * the reply only goes back to the pod, so that source is fine here.
+	 */
+	own = ipv6_addr_eq_cfg((const __u32 *)p->tuple.saddr, CONFIG.ip6);
 	if (p->tuple.proto == IPPROTO_ICMPV6 &&
 	    p->icmp_type == ICMP6_ECHO_REQUEST &&
+	    (own || ipv6_addr_is_linklocal(p->tuple.saddr)) &&
 	    ipv6_addr_eq_cfg((const __u32 *)p->tuple.daddr, CONFIG.router_ip6) &&
 	    icmp6_echo_reply(ctx, CONFIG.router_mac) == 0)
 		return local_reply(p, TND_OBS_ICMP_REPLY);
+	if (!own)
+		return drop(p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
 	return forward(ctx, p);
 }
 

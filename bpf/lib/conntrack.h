@@ -105,7 +105,7 @@ static __always_inline void ct_process(struct pkt *p, __u8 dir,
 				       __u16 endpoint_id, struct ct_result *res)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u8 flags = p->tcp_flags, seen, fwd, rev;
+	__u8 flags = p->tcp_flags, seen, fwd, rev, old_state;
 	struct tnd_ct_entry *e;
 	struct tnd_ct_key rkey;
 	int reply = 0;
@@ -138,15 +138,16 @@ static __always_inline void ct_process(struct pkt *p, __u8 dir,
 		}
 		fwd = reply ? e->tcp_flags_fwd : seen | flags;
 		rev = reply ? seen | flags : e->tcp_flags_rev;
-		res->state = ct_next_state(e->state, p->tuple.proto, flags,
+		old_state = e->state;
+		res->state = ct_next_state(old_state, p->tuple.proto, flags,
 					   fwd, rev, reply);
-		if (res->state != e->state)
+		if (res->state != old_state)
 			e->state = res->state;
 		e->last_seen_ns = now;
 		e->expires_ns = now + ct_timeout(p->tuple.proto, res->state);
 		res->created = 0;
 		res->reply = reply;
-		res->report = (flags & ~seen) ||
+		res->report = (flags & ~seen) || res->state != old_state ||
 			      now - e->last_report_ns > CT_REPORT_INTERVAL;
 		if (res->report)
 			e->last_report_ns = now;

@@ -2,10 +2,11 @@
 /*
  * API: trace events for packets that go on, with aggregation.
  *   trace_wanted(res, trace_all)  established traffic stays cheap: a trace is
- *                                 sent when the CT entry is created, when a TCP
- *                                 flag shows up for the first time in a
- *                                 direction, or at most once a second per
- *                                 entry (conntrack.h decides, in res->report);
+ *                                 sent when the CT entry is created or changes
+ *                                 state, when a TCP flag shows up for the first
+ *                                 time in a direction, or when the entry's last
+ *                                 report is over a second old (conntrack.h
+ *                                 decides, in res->report);
  *                                 every packet when trace_all is set.
  *   send_trace(p, obs, target, ct_state, a)   emit a TND_EVENT_TRACE event.
  */

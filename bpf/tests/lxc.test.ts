@@ -367,6 +367,19 @@ const responderCases: Case[] = [
     event: { type: TndEventType.TND_EVENT_TRACE, obsPoint: TndObsPoint.TND_OBS_ICMP_REPLY },
   },
   {
+    name: 'an ICMPv6 echo request to a link-local router from the pod\'s link-local address is answered',
+    input: fromPod(P.ETH_P_IPV6, echo6(128, POD_LL6, ROUTER6, 9)),
+    verdict: TC_ACT_REDIRECT,
+    output: toPod(P.ETH_P_IPV6, echo6(129, ROUTER6, POD_LL6, 64)),
+    event: { type: TndEventType.TND_EVENT_TRACE, obsPoint: TndObsPoint.TND_OBS_ICMP_REPLY },
+  },
+  {
+    name: 'an ICMPv6 echo request to the router from a spoofed global source is dropped',
+    input: fromPod(P.ETH_P_IPV6, echo6(128, PEER.ip6, ROUTER6)),
+    verdict: TC_ACT_SHOT,
+    event: drop(TndDropReason.DROP_INVALID_SOURCE),
+  },
+  {
     name: 'an echo request to the router from a spoofed source is dropped, not answered',
     input: fromPod(P.ETH_P_IP, echo4(8, PEER.ip4, ROUTER4)),
     verdict: TC_ACT_SHOT,
@@ -657,8 +670,10 @@ describe('lxc.o connection tracking', () => {
     assert.equal(out(P.TCP_ACK).events.length, 0, 'second ACK: nothing new');
     assert.equal(out(P.TCP_ACK).events.length, 0, 'third ACK: nothing new');
     assert.equal(back(P.TCP_ACK).events.length, 0, 'ACK back: already seen in that direction');
+    assert.equal(out(P.TCP_ACK | P.TCP_PSH).events.length, 1, 'PSH: new flag forward');
+    assert.equal(out(P.TCP_ACK | P.TCP_PSH).events.length, 0, 'PSH again: nothing new');
     const e = dp.ct(tuple4(POD.ip4, PEER.ip4, 40000, 80), TndCtDir.TND_CT_EGRESS)!;
-    assert.equal(e.packetsFwd, 4n);
+    assert.equal(e.packetsFwd, 6n);
     assert.equal(e.packetsRev, 2n);
   });
 
@@ -705,13 +720,16 @@ describe('lxc.o connection tracking', () => {
     assert.equal(u.expiresNs - u.lastSeenNs, 60n * 1_000_000_000n);
   });
 
-  it('an echo request and its reply share one entry (identifier as port)', () => {
+  it('an echo request and its reply share one entry (identifier as port); the reply is traced as the state change', () => {
     using dp = new Datapath();
-    dp.run('from_container', fromPod(P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4)));
-    dp.run('to_container', toPod(P.ETH_P_IP, echo4(0, PEER.ip4, POD.ip4)));
+    assert.equal(dp.run('from_container', fromPod(P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4))).events.length, 1);
+    const reply = dp.run('to_container', toPod(P.ETH_P_IP, echo4(0, PEER.ip4, POD.ip4)));
+    assert.equal(reply.events.length, 1, 'NEW -> ESTABLISHED is traced');
+    assert.equal(reply.events[0]!.ctState, TndCtState.TND_CT_ESTABLISHED);
+    assert.equal(dp.run('from_container', fromPod(P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4))).events.length, 0, 'second request: aggregated');
     const e = dp.ct(tuple4(POD.ip4, PEER.ip4, 0x4242, 0, P.IPPROTO_ICMP), TndCtDir.TND_CT_EGRESS)!;
     assert.ok(e, 'entry keyed by the echo identifier');
-    assert.equal(e.packetsFwd, 1n);
+    assert.equal(e.packetsFwd, 2n);
     assert.equal(e.packetsRev, 1n);
     assert.equal(e.state, TndCtState.TND_CT_ESTABLISHED);
     assert.equal(dp.ctCount(), 1);
