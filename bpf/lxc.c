@@ -37,7 +37,14 @@ WIRE_TYPES_IN_BTF();
 #define IPV6_ENABLED CONFIG_HAS(TND_LXC_IPV6)
 #define TRACE_ALL CONFIG_HAS(TND_LXC_TRACE_ALL)
 
-static __always_inline int drop(const struct pkt *p, __u32 reason, __u8 obs)
+/*
+ * "Not done yet, go on to forward()/deliver()": lets the IPv4 and IPv6 paths
+ * share one copy of the forwarding and conntrack code instead of two.
+ */
+#define CTX_CONTINUE 0x100
+
+/* Out of line: drops are the slow path, and there are many drop sites. */
+static __noinline int drop(const struct pkt *p, __u32 reason, __u8 obs)
 {
 	struct event_args a = {
 		.ifindex = CONFIG.ifindex,
@@ -147,7 +154,7 @@ static __always_inline int from_container_ipv4(struct __ctx_buff *ctx,
 	    ipv4_eq_cfg(daddr, CONFIG.router_ip4) &&
 	    icmp4_echo_reply(ctx, CONFIG.router_mac) == 0)
 		return local_reply(p, TND_OBS_ICMP_REPLY);
-	return forward(ctx, p);
+	return CTX_CONTINUE;
 }
 
 static __always_inline int from_container_ipv6(struct __ctx_buff *ctx,
@@ -186,7 +193,7 @@ static __always_inline int from_container_ipv6(struct __ctx_buff *ctx,
 		return local_reply(p, TND_OBS_ICMP_REPLY);
 	if (!own)
 		return drop(p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
-	return forward(ctx, p);
+	return CTX_CONTINUE;
 }
 
 SEC("tc")
@@ -195,6 +202,7 @@ int from_container(struct __sk_buff *ctx)
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
 	struct ethhdr *eth = data;
 	struct pkt p = {};
+	int ret;
 
 	p.len = ctx_len(ctx);
 	if ((void *)(eth + 1) > data_end)
@@ -202,20 +210,26 @@ int from_container(struct __sk_buff *ctx)
 
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
-		if (IPV4_ENABLED)
-			return from_container_ipv4(ctx, &p);
+		if (!IPV4_ENABLED)
+			goto disabled;
+		ret = from_container_ipv4(ctx, &p);
 		break;
 	case bpf_htons(ETH_P_IPV6):
-		if (IPV6_ENABLED)
-			return from_container_ipv6(ctx, &p);
+		if (!IPV6_ENABLED)
+			goto disabled;
+		ret = from_container_ipv6(ctx, &p);
 		break;
 	case bpf_htons(ETH_P_ARP):
-		if (IPV4_ENABLED)
-			return from_container_arp(ctx, &p);
-		break;
+		if (!IPV4_ENABLED)
+			goto disabled;
+		return from_container_arp(ctx, &p);
 	default:
 		return drop(&p, DROP_UNSUPPORTED_L3, TND_OBS_FROM_ENDPOINT);
 	}
+	if (ret == CTX_CONTINUE)
+		return forward(ctx, &p);
+	return ret;
+disabled:
 	return drop(&p, DROP_FAMILY_DISABLED, TND_OBS_FROM_ENDPOINT);
 }
 
@@ -246,24 +260,20 @@ int to_container(struct __sk_buff *ctx)
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
 		if (!IPV4_ENABLED)
-			break;
+			goto disabled;
 		ret = parse_ipv4(ctx, &p);
-		if (ret < 0)
-			return drop(&p, -ret, TND_OBS_TO_ENDPOINT);
-		return deliver(&p);
+		break;
 	case bpf_htons(ETH_P_IPV6):
 		if (!IPV6_ENABLED)
-			break;
+			goto disabled;
 		ret = parse_ipv6(ctx, &p);
-		if (ret < 0)
-			return drop(&p, -ret, TND_OBS_TO_ENDPOINT);
 		/* The node's ND/MLD towards the pod (and our own replies). */
-		if (p.tuple.proto == IPPROTO_ICMPV6 &&
+		if (ret == 0 && p.tuple.proto == IPPROTO_ICMPV6 &&
 		    ndisc_is_control(p.icmp_type)) {
 			metrics_add(TND_METRIC_PASSED, p.len);
 			return CTX_OK;
 		}
-		return deliver(&p);
+		break;
 	case bpf_htons(ETH_P_ARP):
 		/* The node resolving the pod, or our own ARP reply. */
 		metrics_add(TND_METRIC_PASSED, p.len);
@@ -271,6 +281,10 @@ int to_container(struct __sk_buff *ctx)
 	default:
 		return drop(&p, DROP_UNSUPPORTED_L3, TND_OBS_TO_ENDPOINT);
 	}
+	if (ret < 0)
+		return drop(&p, -ret, TND_OBS_TO_ENDPOINT);
+	return deliver(&p);
+disabled:
 	return drop(&p, DROP_FAMILY_DISABLED, TND_OBS_TO_ENDPOINT);
 }
 

@@ -4,7 +4,9 @@
  *   enum tnd_drop_reason      stable codes from 130 (Cilium's convention); the
  *                             TypeScript names come from this enum's BTF
  *   send_drop(p, reason, a)   count the drop, emit a TND_EVENT_DROP event,
- *                             return CTX_DROP. Every drop goes through here.
+ *                             return CTX_DROP. Every drop goes through here;
+ *                             an object wraps it in one __noinline function
+ *                             so its many drop sites share one copy.
  * Library functions return a negative reason (-DROP_...) for the caller to
  * pass to send_drop(), so the drop is reported where the context is known.
  */
@@ -36,9 +38,8 @@ enum tnd_drop_reason {
 	DROP_FAMILY_DISABLED = 145,  /* IPv4 or IPv6 not enabled for this endpoint */
 };
 
-/* Out of line: a drop is the slow path, and there are many drop sites. */
-static __noinline int send_drop(const struct pkt *p, __u32 reason,
-				struct event_args *a)
+static __always_inline int send_drop(const struct pkt *p, __u32 reason,
+				     struct event_args *a)
 {
 	a->type = TND_EVENT_DROP;
 	a->reason = reason;
