@@ -12,3 +12,4 @@ export { attachTcx, attachXdp } from './attach.js';
 export { RingBufferReader } from './ringbuf.js';
 export { BPF_F_TEST_RUN_ON_CPU, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunOptions, type TestRunResult } from './testrun.js';
 export { bpfObjectPath, repoRoot } from './paths.js';
+export { attachTc, detachTc, queryTc, DEFAULT_TC_FILTER, type TcDirection, type TcFilterId } from './tc.js';

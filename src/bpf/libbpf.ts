@@ -66,6 +66,12 @@ export const bpf = {
   linkUpdate: f('int bpf_link_update(int link_fd, int new_prog_fd, const void *opts)'),
   linkDetach: f('int bpf_link_detach(int link_fd)'),
 
+  tcHookCreate: f('int bpf_tc_hook_create(void *hook)'),
+  tcHookDestroy: f('int bpf_tc_hook_destroy(void *hook)'),
+  tcAttach: f('int bpf_tc_attach(const void *hook, void *opts)'),
+  tcDetach: f('int bpf_tc_detach(const void *hook, const void *opts)'),
+  tcQuery: f('int bpf_tc_query(const void *hook, void *opts)'),
+
   ringBufferNew: lib.func('ring_buffer__new', 'void *', ['int', koffi.pointer(ringBufferSampleFn), 'void *', 'void *']),
   ringBufferEpollFd: f('int ring_buffer__epoll_fd(void *rb)'),
   ringBufferConsume: f('int ring_buffer__consume(void *rb)'),

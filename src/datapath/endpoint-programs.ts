@@ -44,12 +44,25 @@ export function endpointConfig(spec: EndpointDatapathSpec): TndLxcConfig {
   };
 }
 
-/**
- * Loads the endpoint's programs and attaches them. When the links are pinned
- * already (a restart, or a datapath upgrade) they are updated in place: a
- * bpf_link update swaps the program atomically, so no packet sees none.
- */
-export function attachEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): void {
+/** An endpoint's programs, loaded and verified but not attached yet. */
+export class LoadedEndpointPrograms implements Disposable {
+  constructor(private readonly obj: BpfObject) {}
+
+  program(name: 'from_container' | 'to_container') {
+    return this.obj.program(name);
+  }
+
+  close(): void {
+    this.obj.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Loads lxc.o specialised for one endpoint, sharing the node's maps. */
+export function loadEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): LoadedEndpointPrograms {
   const reuse = Object.fromEntries(NODE_MAPS.map((name) => [name, maps.raw.get(name)!]));
   const obj = BpfObject.open(bpfObjectPath('lxc.o'), {
     constants: { CONFIG: TndLxcConfig.encode(endpointConfig(spec)) },
@@ -57,31 +70,47 @@ export function attachEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpe
   });
   try {
     obj.load();
-    const dir = maps.paths.endpointDir(spec.id);
-    mkdirSync(dir, { recursive: true });
-    for (const [direction, program] of DIRECTIONS) {
-      const pin = maps.paths.endpointLink(spec.id, direction);
-      const prog = obj.program(program);
-      if (existsSync(pin)) {
-        const link = BpfLink.openPinned(pin);
-        try {
-          link.update(prog);
-        } finally {
-          link.close();
-        }
-      } else {
-        const link = attachTcx(prog, spec.ifindex, direction);
-        try {
-          link.pin(pin);
-        } finally {
-          link.close();
-        }
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+  return new LoadedEndpointPrograms(obj);
+}
+
+/**
+ * Attaches loaded programs to the endpoint's device and pins the links. When
+ * the links are pinned already (a restart, or a datapath upgrade) they are
+ * updated in place: a bpf_link update swaps the program atomically, so no
+ * packet sees none. The caller may close `programs` afterwards: the links
+ * hold the programs.
+ */
+export function attachEndpointPrograms(maps: NodeMaps, id: number, ifindex: number, programs: LoadedEndpointPrograms): void {
+  mkdirSync(maps.paths.endpointDir(id), { recursive: true });
+  for (const [direction, name] of DIRECTIONS) {
+    const pin = maps.paths.endpointLink(id, direction);
+    const prog = programs.program(name);
+    if (existsSync(pin)) {
+      const link = BpfLink.openPinned(pin);
+      try {
+        link.update(prog);
+      } finally {
+        link.close();
+      }
+    } else {
+      const link = attachTcx(prog, ifindex, direction);
+      try {
+        link.pin(pin);
+      } finally {
+        link.close();
       }
     }
-  } finally {
-    // The links hold the programs; the object's own references can go.
-    obj.close();
   }
+}
+
+/** Load and attach in one step, for restores where nothing can overlap. */
+export function loadAndAttachEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): void {
+  using programs = loadEndpointPrograms(maps, spec);
+  attachEndpointPrograms(maps, spec.id, spec.ifindex, programs);
 }
 
 /** Whether both pinned links exist and are still attached to `ifindex`. */

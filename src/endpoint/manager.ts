@@ -12,8 +12,8 @@ import { Mutex } from '../common/mutex.js';
 import type { TndEndpointKey } from '../bpf/generated/wire.js';
 import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
-import { attachEndpointPrograms, detachEndpointPrograms, endpointProgramsAttached } from '../datapath/endpoint-programs.js';
-import { configurePod, createVeth, deleteLink, linkExists, netnsInode } from '../link/veth.js';
+import { attachEndpointPrograms, detachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, loadEndpointPrograms } from '../datapath/endpoint-programs.js';
+import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUp } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
 import { MAX_ENDPOINT_ID, type Endpoint } from './endpoint.js';
@@ -114,7 +114,7 @@ export class EndpointManager {
         if (endpointProgramsAttached(this.maps, ep.id, ep.ifindex)) {
           report.adopted++;
         } else {
-          attachEndpointPrograms(this.maps, this.datapathSpec(ep));
+          loadAndAttachEndpointPrograms(this.maps, this.datapathSpec(ep));
           report.reattached++;
         }
         this.writeMapEntries(ep); // idempotent: the same values again
@@ -153,10 +153,18 @@ export class EndpointManager {
     try {
       await createVeth(spec);
       ep.ifindex = ifNameToIndex(ep.hostIfname);
-      // Programs and map entries first, so the pod's first packet finds them.
-      attachEndpointPrograms(this.maps, this.datapathSpec(ep));
+      // The pod side is addressed by a child process while this one loads and
+      // attaches the programs; the host side comes up only after both, so the
+      // pod's first packet finds its programs and map entries in place.
+      const addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
+      addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
+      {
+        using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
+        attachEndpointPrograms(this.maps, ep.id, ep.ifindex, programs);
+      }
       this.writeMapEntries(ep);
-      await configurePod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
+      await addressing;
+      await setLinkUp(ep.hostIfname);
     } catch (err) {
       await this.teardown(ep).catch(() => undefined);
       this.ipam.release(String(id));

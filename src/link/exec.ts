@@ -20,6 +20,8 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
         reject(new TendrilError('internal', `${argv.join(' ')} failed: ${detail}`));
       } else resolve(stdout);
     });
+    // A command that fails early may close stdin first: its exit status tells why, not EPIPE.
+    child.stdin!.on('error', () => undefined);
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }

@@ -60,8 +60,8 @@ export async function createVeth(spec: VethSpec): Promise<void> {
   writeFileSync(`/proc/sys/net/ipv6/conf/${spec.hostName}/disable_ipv6`, '1');
 }
 
-/** Gives the pod side its addresses and default routes via the router, then brings both ends up. */
-export async function configurePod(spec: VethSpec, addr: PodAddressing): Promise<void> {
+/** Gives the pod side its addresses and default routes via the router, and brings it up. */
+export async function addressPod(spec: VethSpec, addr: PodAddressing): Promise<void> {
   const dev = spec.podIfname;
   await ipBatch(
     [
@@ -75,7 +75,11 @@ export async function configurePod(spec: VethSpec, addr: PodAddressing): Promise
     ],
     { netns: spec.netns },
   );
-  await ipBatch([`link set ${spec.hostName} up`]);
+}
+
+export async function setLinkUp(name: string): Promise<void> {
+  checkIfname(name);
+  await ipBatch([`link set ${name} up`]);
 }
 
 export async function deleteLink(name: string): Promise<void> {

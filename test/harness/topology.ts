@@ -36,6 +36,7 @@ export function sh(argv: string[], options: { netns?: string; input?: string; ti
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    child.stdin.on('error', () => undefined); // the command may exit before reading its input
     child.stdin.end(options.input ?? '');
   });
 }

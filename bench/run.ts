@@ -1,0 +1,66 @@
+/**
+ * `npm run bench`: every figure beside its baseline, measured in this one run,
+ * printed as one table of medians and ratios. Runs as root; builds its own
+ * namespaces and removes them.
+ */
+import { Topology } from '../test/harness/topology.js';
+import { endpointProgramCost } from './datapath-cost.js';
+import { plainRoutedPair, requestResponse, tendrilPair, throughput } from './pod-to-pod.js';
+import { addHundred, addOne, bareLinks } from './endpoint-add.js';
+import { median, printTable, type Row } from './stats.js';
+
+const quick = process.argv.includes('--quick');
+const note = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+async function main(): Promise<void> {
+  const rows: Row[] = [];
+
+  note('endpoint program cost (BPF_PROG_TEST_RUN)');
+  const cost = endpointProgramCost(quick ? 50 : 500);
+  rows.push({ figure: 'endpoint program, established TCP packet', tendril: cost.tendril, baseline: cost.floor, baselineName: 'pass-through tc program', unit: 'ns/pkt', target: { ratio: 2, better: 'lower' } });
+
+  const topo = Topology.create();
+  try {
+    const node = await topo.addNode();
+    const a = await topo.addPod(node, 'bench-a');
+    const b = await topo.addPod(node, 'bench-b');
+    const plain = await plainRoutedPair(topo);
+    const runs = quick ? 1 : 5;
+    const seconds = quick ? 1 : 3;
+
+    note('pod-to-pod throughput (iperf3), alternating tendril and plain routing');
+    const tput: { t: number[]; p: number[] } = { t: [], p: [] };
+    for (let i = 0; i < runs; i++) {
+      tput.t.push(await throughput(topo, tendrilPair(a, b), 1, seconds));
+      tput.p.push(await throughput(topo, plain, 1, seconds));
+    }
+    rows.push({ figure: 'pod-to-pod TCP throughput (iperf3)', tendril: median(tput.t), baseline: median(tput.p), baselineName: 'plain kernel routing', unit: 'Gbit/s', target: { ratio: 1, better: 'higher' } });
+
+    note('pod-to-pod request/response (sockperf ping-pong)');
+    const rr: { t: number[]; p: number[] } = { t: [], p: [] };
+    for (let i = 0; i < runs; i++) {
+      rr.t.push(await requestResponse(topo, tendrilPair(a, b), 1, seconds));
+      rr.p.push(await requestResponse(topo, plain, 1, seconds));
+    }
+    rows.push({ figure: 'pod-to-pod TCP request/response (64 B)', tendril: median(rr.t), baseline: median(rr.p), baselineName: 'plain kernel routing', unit: 'trans/s', target: { ratio: 1, better: 'higher' } });
+
+    note('endpoint add: one, then 100 at once');
+    const one = await addOne(topo, node, quick ? 3 : 10);
+    const bareOne: number[] = [];
+    for (let i = 0; i < (quick ? 3 : 10); i++) bareOne.push(await bareLinks(topo, 1, false));
+    rows.push({ figure: 'add one endpoint, ready', tendril: one, baseline: median(bareOne), baselineName: 'bare veth+addresses+routes', unit: 'ms', target: { absolute: 50, better: 'lower' } });
+    const hundred = await addHundred(topo, node);
+    const bareHundred = await bareLinks(topo, 100, true);
+    rows.push({ figure: 'add 100 endpoints, all ready', tendril: hundred, baseline: bareHundred, baselineName: 'bare veth+addresses+routes', unit: 'ms', target: { absolute: 5000, better: 'lower' } });
+  } finally {
+    await topo.dispose();
+  }
+
+  process.stdout.write('\n');
+  printTable(rows);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
