@@ -7,11 +7,23 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Topology, REPO, must, sleep, type Node, type Pod } from './harness/topology.js';
+import { Topology, REPO, must, sh, sleep, type Node, type Pod } from './harness/topology.js';
 
 const TCP_TOOL = join(REPO, 'dist', 'test', 'tools', 'tcp.js');
+
+/** "device direction id" of every tc filter program on the node's lxc devices. */
+async function attachedPrograms(node: Node): Promise<string[]> {
+  const links = (await must(['ip', '-br', 'link', 'show'], { netns: node.netnsPath })).split('\n').map((l) => l.split(/[\s@]/)[0]!).filter((n) => n.startsWith('lxc'));
+  const out: string[] = [];
+  for (const dev of links) {
+    for (const dir of ['ingress', 'egress']) {
+      const text = await must(['tc', 'filter', 'show', 'dev', dev, dir], { netns: node.netnsPath });
+      for (const m of text.matchAll(/ id (\d+) name/g)) out.push(`${dev} ${dir} ${m[1]}`);
+    }
+  }
+  return out.sort();
+}
 
 describe('single-node connectivity', () => {
   let topo: Topology;
@@ -88,6 +100,8 @@ describe('single-node connectivity', () => {
 
   test('SIGKILL of the agent during a TCP stream loses no connection; the restarted agent lists the same endpoints', async () => {
     const before = JSON.parse((await node.cli(['endpoint', 'list', '-o', 'json'])).stdout) as unknown[];
+    const programsBefore = await attachedPrograms(node);
+    assert.equal(programsBefore.length, 4, 'two endpoints, two filters each');
     const server = topo.spawnIn(b.netnsPath, ['iperf3', '-s', '-1', '-p', '5201']);
     await sleep(300);
     const client = topo.spawnIn(a.netnsPath, ['iperf3', '-c', b.ipv4, '-p', '5201', '-t', '4', '-J']);
@@ -107,21 +121,33 @@ describe('single-node connectivity', () => {
     const afterList = JSON.parse((await node.cli(['endpoint', 'list', '-o', 'json'])).stdout) as unknown[];
     assert.deepEqual(afterList, before);
     assert.match(node.agent!.log, /2 adopted, 0 re-attached/);
+    assert.deepEqual(await attachedPrograms(node), programsBefore, 'the same programs stay attached: adopted, not re-created');
   });
 
-  test('endpoint delete leaves no link, map entry or pin behind', async () => {
+  test('endpoint delete leaves no link, program, map entry or conntrack entry behind', async () => {
     const ep = JSON.parse((await node.cli(['endpoint', 'get', String(b.id), '-o', 'json'])).stdout) as { hostIfname: string };
+    const filters = (await must(['tc', 'filter', 'show', 'dev', ep.hostIfname, 'ingress'], { netns: node.netnsPath })) + (await must(['tc', 'filter', 'show', 'dev', ep.hostIfname, 'egress'], { netns: node.netnsPath }));
+    const progIds = [...filters.matchAll(/ id (\d+) name (from|to)_container/g)].map((m) => m[1]!);
+    assert.equal(progIds.length, 2, `expected both programs attached:\n${filters}`);
     const r = await node.cli(['endpoint', 'delete', String(b.id)]);
     assert.equal(r.code, 0, r.stderr);
     const links = await must(['ip', '-o', 'link', 'show'], { netns: node.netnsPath });
     assert.ok(!links.includes(ep.hostIfname), `link ${ep.hostIfname} still there`);
     const podLinks = await must(['ip', '-o', 'link', 'show'], { netns: b.netnsPath });
     assert.ok(!podLinks.includes('eth0'), 'the pod side went with it');
+    for (const id of progIds) {
+      // The kernel frees a filter's program after an RCU grace period: allow it a moment.
+      let loaded = true;
+      for (let i = 0; i < 40 && loaded; i++) {
+        loaded = (await sh(['bpftool', 'prog', 'show', 'id', id])).code === 0;
+        if (loaded) await sleep(50);
+      }
+      assert.ok(!loaded, `program ${id} still loaded`);
+    }
     const dump = (await node.cli(['map', 'dump', 'tnd_endpoints', '-o', 'json'])).stdout;
     assert.ok(!dump.includes(b.ipv4) && !dump.includes(b.ipv6), `map entries left: ${dump}`);
     const ct = (await node.cli(['map', 'dump', 'tnd_ct', '-o', 'json'])).stdout;
     assert.ok(!ct.includes(`"endpoint": ${b.id},`), 'conntrack entries of the endpoint are purged');
-    assert.ok(!existsSync(join(topo.bpffs, 'tendril', node.name, 'endpoints', String(b.id))), 'pins left');
     const get = await node.cli(['endpoint', 'get', String(b.id)]);
     assert.equal(get.code, 1);
     assert.match(get.stderr, new RegExp(`endpoint ${b.id} does not exist`));

@@ -67,4 +67,23 @@ describe('attachTcx() and attachXdp() on a veth in a test namespace', () => {
     assert.equal(o.genericInfo.type, 6);
     assert.equal(o.errIfindex0.code, 'ENODEV');
   });
+
+  it('tc clsact: attach, see traffic, replace in place, query, detach; errors name the device', () => {
+    const o = run('tc');
+    assert.equal(o.queryBefore, null);
+    assert.equal(o.attachedId, o.countId);
+    assert.equal(o.query, o.countId);
+    assert.equal(o.pingWithCount, true);
+    assert.ok(o.countedAfterPing >= 2, `counted ${o.countedAfterPing} packets at ingress`);
+    assert.equal(o.replacedId, o.passId);
+    assert.equal(o.pingWithPass, true);
+    assert.equal(o.countedDuringPass, 0);
+    assert.equal(o.filters, 1, 'replacing kept one filter');
+    assert.equal(o.egressId, o.countId);
+    assert.equal(o.queryAfterDetach, null);
+    assert.equal(o.egressStill, o.countId);
+    assert.equal(o.errIfindex0.code, 'ENODEV');
+    assert.match(o.errIfindex0.message, /ifindex 0: it names no device/);
+    assert.match(o.errNoDevice.message, /Cannot attach tc egress program "count_packets" to ifindex 999999/);
+  });
 });

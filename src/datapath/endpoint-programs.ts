@@ -1,10 +1,10 @@
 /**
- * One endpoint's programs: lxc.o loaded with the endpoint's constants, attached
- * to its host-side veth through TCX links (ingress: from the pod, egress: to
- * the pod), and the links pinned so the programs outlive the agent.
+ * One endpoint's programs: lxc.o loaded with the endpoint's constants and
+ * attached to its host-side veth as tc clsact filters (ingress: from the pod,
+ * egress: to the pod). The filters belong to the device, so the programs
+ * outlive the agent and go away with the device.
  */
-import { mkdirSync, rmSync, existsSync } from 'node:fs';
-import { BpfLink, BpfObject, attachTcx, bpfObjectPath } from '../bpf/index.js';
+import { BpfObject, attachTc, bpfObjectPath, queryTc } from '../bpf/index.js';
 import { TndLxcConfig, TndLxcFlags } from '../bpf/generated/wire.js';
 import { parseIP, parseMac } from '../common/ip.js';
 import { NODE_MAPS, type NodeMaps } from './node-maps.js';
@@ -78,70 +78,23 @@ export function loadEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec)
 }
 
 /**
- * Attaches loaded programs to the endpoint's device and pins the links. When
- * the links are pinned already (a restart, or a datapath upgrade) they are
- * updated in place: a bpf_link update swaps the program atomically, so no
- * packet sees none. The caller may close `programs` afterwards: the links
- * hold the programs.
+ * Attaches loaded programs to the endpoint's device as tc clsact filters. An
+ * existing filter gets its program replaced in one netlink request (a restart
+ * or a datapath upgrade): atomic, no packet sees no program. The filters keep
+ * the programs alive, so the caller may close `programs` afterwards, and they
+ * stay while no agent runs.
  */
-export function attachEndpointPrograms(maps: NodeMaps, id: number, ifindex: number, programs: LoadedEndpointPrograms): void {
-  mkdirSync(maps.paths.endpointDir(id), { recursive: true });
-  for (const [direction, name] of DIRECTIONS) {
-    const pin = maps.paths.endpointLink(id, direction);
-    const prog = programs.program(name);
-    if (existsSync(pin)) {
-      const link = BpfLink.openPinned(pin);
-      try {
-        link.update(prog);
-      } finally {
-        link.close();
-      }
-    } else {
-      const link = attachTcx(prog, ifindex, direction);
-      try {
-        link.pin(pin);
-      } finally {
-        link.close();
-      }
-    }
-  }
+export function attachEndpointPrograms(ifindex: number, programs: LoadedEndpointPrograms): void {
+  for (const [direction, name] of DIRECTIONS) attachTc(programs.program(name), ifindex, direction);
 }
 
 /** Load and attach in one step, for restores where nothing can overlap. */
 export function loadAndAttachEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): void {
   using programs = loadEndpointPrograms(maps, spec);
-  attachEndpointPrograms(maps, spec.id, spec.ifindex, programs);
+  attachEndpointPrograms(spec.ifindex, programs);
 }
 
-/** Whether both pinned links exist and are still attached to `ifindex`. */
-export function endpointProgramsAttached(maps: NodeMaps, id: number, ifindex: number): boolean {
-  for (const [direction] of DIRECTIONS) {
-    const pin = maps.paths.endpointLink(id, direction);
-    if (!existsSync(pin)) return false;
-    const link = BpfLink.openPinned(pin);
-    try {
-      if (link.info().ifindex !== ifindex) return false;
-    } finally {
-      link.close();
-    }
-  }
-  return true;
-}
-
-/** Detaches the programs and removes the pins; missing pins are fine. */
-export function detachEndpointPrograms(maps: NodeMaps, id: number): void {
-  for (const [direction] of DIRECTIONS) {
-    const pin = maps.paths.endpointLink(id, direction);
-    if (!existsSync(pin)) continue;
-    const link = BpfLink.openPinned(pin);
-    try {
-      link.detach();
-    } catch {
-      // The device may be gone already, which detached the link with it.
-    } finally {
-      link.close();
-    }
-    rmSync(pin, { force: true });
-  }
-  rmSync(maps.paths.endpointDir(id), { recursive: true, force: true });
+/** Whether both of the endpoint's filters are in place on `ifindex`. */
+export function endpointProgramsAttached(ifindex: number): boolean {
+  return DIRECTIONS.every(([direction]) => queryTc(ifindex, direction) !== undefined);
 }

@@ -1,8 +1,8 @@
 /**
  * Where a node's datapath lives in bpffs:
- *   <bpffs>/tendril/<node>/maps/<map>                 node-wide maps
- *   <bpffs>/tendril/<node>/endpoints/<id>/<ingress|egress>   the endpoint's TCX links
- * Pinned links keep programs attached while no agent runs.
+ *   <bpffs>/tendril/<node>/maps/<map>     node-wide maps
+ * Pinned maps keep their state (endpoints, connections) while no agent runs;
+ * endpoint programs are held by their tc filters.
  */
 import { join } from 'node:path';
 
@@ -20,11 +20,4 @@ export class PinPaths {
     return join(this.root, 'maps');
   }
 
-  endpointDir(id: number): string {
-    return join(this.root, 'endpoints', String(id));
-  }
-
-  endpointLink(id: number, direction: 'ingress' | 'egress'): string {
-    return join(this.endpointDir(id), direction);
-  }
 }

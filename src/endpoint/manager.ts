@@ -4,7 +4,6 @@
  * which adopts what is still in place instead of re-creating it.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { TendrilError, conflict, notFound } from '../common/errors.js';
 import { parseIP, formatMac, parseMac } from '../common/ip.js';
 import { normalizeLabels, type Labels } from '../common/labels.js';
@@ -12,7 +11,7 @@ import { Mutex } from '../common/mutex.js';
 import type { TndEndpointKey } from '../bpf/generated/wire.js';
 import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
-import { attachEndpointPrograms, detachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, loadEndpointPrograms } from '../datapath/endpoint-programs.js';
+import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, loadEndpointPrograms } from '../datapath/endpoint-programs.js';
 import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUp } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
@@ -111,7 +110,7 @@ export class EndpointManager {
           report.removed++;
           continue;
         }
-        if (endpointProgramsAttached(this.maps, ep.id, ep.ifindex)) {
+        if (endpointProgramsAttached(ep.ifindex)) {
           report.adopted++;
         } else {
           loadAndAttachEndpointPrograms(this.maps, this.datapathSpec(ep));
@@ -119,7 +118,6 @@ export class EndpointManager {
         }
         this.writeMapEntries(ep); // idempotent: the same values again
       }
-      this.removeOrphanPins();
       this.save();
       return report;
     });
@@ -160,7 +158,7 @@ export class EndpointManager {
       addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
       {
         using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
-        attachEndpointPrograms(this.maps, ep.id, ep.ifindex, programs);
+        attachEndpointPrograms(ep.ifindex, programs);
       }
       this.writeMapEntries(ep);
       await addressing;
@@ -179,7 +177,8 @@ export class EndpointManager {
   private async teardown(ep: Endpoint): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
     this.purgeConntrack(ep.id);
-    detachEndpointPrograms(this.maps, ep.id);
+    // Deleting the device removes its filters and with them the programs:
+    // no moment in which the pod's traffic passes without them.
     await deleteLink(ep.hostIfname);
   }
 
@@ -199,18 +198,6 @@ export class EndpointManager {
     const stale: TndCtKeyLike[] = [];
     for (const [key, entry] of this.maps.conntrack.entries()) if (entry.endpointId === id) stale.push(key);
     for (const key of stale) this.maps.conntrack.delete(key);
-  }
-
-  private removeOrphanPins(): void {
-    const dir = `${this.maps.paths.root}/endpoints`;
-    if (!existsSync(dir)) return;
-    for (const name of readdirSync(dir)) {
-      const id = Number(name);
-      if (!this.endpoints.has(id)) {
-        detachEndpointPrograms(this.maps, id);
-        rmSync(`${dir}/${name}`, { recursive: true, force: true });
-      }
-    }
   }
 
   private datapathSpec(ep: Endpoint) {

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { ifNameToIndex } from '../../sys/index.js';
-import { BpfError, BpfLink, BpfObject, attachTcx, attachXdp, bpfObjectPath, type BpfMap } from '../index.js';
+import { BpfError, BpfLink, BpfObject, attachTc, attachTcx, attachXdp, bpfObjectPath, detachTc, queryTc, type BpfMap } from '../index.js';
 
 const [scenario, pinDir] = process.argv.slice(2);
 
@@ -109,5 +109,37 @@ function xdp(): Record<string, unknown> {
   return out;
 }
 
-const result = scenario === 'tcx' ? tcx() : scenario === 'xdp' ? xdp() : { error: `unknown scenario ${scenario}` };
+function tc(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  using selftest = BpfObject.open(bpfObjectPath('tests/ffi_selftest.o'));
+  selftest.load();
+  using passthrough = BpfObject.open(bpfObjectPath('tests/passthrough.o'));
+  passthrough.load();
+  const count = selftest.program('count_packets');
+  const pass = passthrough.program('tc_pass');
+  const arr = selftest.map('selftest_array');
+  const ifindex = ifNameToIndex('veth0');
+  out.countId = count.id;
+  out.passId = pass.id;
+  out.queryBefore = queryTc(ifindex, 'ingress') ?? null;
+  out.attachedId = attachTc(count, ifindex, 'ingress');
+  out.query = queryTc(ifindex, 'ingress');
+  out.pingWithCount = ping();
+  out.countedAfterPing = counter(arr);
+  out.replacedId = attachTc(pass, ifindex, 'ingress'); // same filter: replaced in place
+  const before = counter(arr);
+  out.pingWithPass = ping();
+  out.countedDuringPass = counter(arr) - before;
+  out.filters = execFileSync('tc', ['filter', 'show', 'dev', 'veth0', 'ingress'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(' id ')).length;
+  out.egressId = attachTc(count, ifindex, 'egress');
+  detachTc(ifindex, 'ingress');
+  detachTc(ifindex, 'ingress'); // a second detach is harmless
+  out.queryAfterDetach = queryTc(ifindex, 'ingress') ?? null;
+  out.egressStill = queryTc(ifindex, 'egress');
+  out.errIfindex0 = errorOf(() => attachTc(count, 0, 'ingress'));
+  out.errNoDevice = errorOf(() => attachTc(count, 999999, 'egress'));
+  return out;
+}
+
+const result = scenario === 'tcx' ? tcx() : scenario === 'xdp' ? xdp() : scenario === 'tc' ? tc() : { error: `unknown scenario ${scenario}` };
 process.stdout.write(`${JSON.stringify(result)}\n`);
