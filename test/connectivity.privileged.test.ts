@@ -98,6 +98,32 @@ describe('single-node connectivity', () => {
     assert.ok(events.some((e) => e.source === a.ipv4 && e.destination === b.ipv4 && e.observationPoint === 'to-endpoint' && e.endpoint === b.id));
   });
 
+  test('tendril monitor --type drop --endpoint ID shows only that endpoint\'s drops, with their reason', async () => {
+    const cli = join(REPO, 'bin', 'tendril');
+    const mon = topo.spawnIn(node.netnsPath, [process.execPath, cli, '--socket', node.socket, 'monitor', '--type', 'drop', '--endpoint', String(a.id), '-o', 'json']);
+    let out = '';
+    mon.stdout!.on('data', (d) => (out += d));
+    await sleep(300);
+    // Nobody has 10.200.1.250: the datapath drops it as an unknown destination.
+    await sh(['ping', '-c', '1', '-W', '1', '10.200.1.250'], { netns: a.netnsPath });
+    await sh(['ping', '-c', '1', '-W', '1', '10.200.1.251'], { netns: b.netnsPath });
+    await sh(['ping', '-c', '1', '-W', '1', b.ipv4], { netns: a.netnsPath }); // allowed: no event of type drop
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && !out.includes('10.200.1.250')) await sleep(100);
+    await sleep(300);
+    mon.kill('SIGTERM');
+    const events = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.ok(events.length >= 1, `no drop event:\n${out}`);
+    for (const ev of events) {
+      assert.equal(ev.type, 'drop');
+      assert.equal(ev.endpoint, a.id, `an event of another endpoint passed the filter: ${JSON.stringify(ev)}`);
+    }
+    const drop = events.find((e) => e.destination === '10.200.1.250');
+    assert.ok(drop, `no drop of the ping to 10.200.1.250:\n${out}`);
+    assert.equal(drop.reason, 'unknown dest');
+    assert.equal(drop.source, a.ipv4);
+  });
+
   test('SIGKILL of the agent during a TCP stream loses no connection; the restarted agent lists the same endpoints', async () => {
     const before = JSON.parse((await node.cli(['endpoint', 'list', '-o', 'json'])).stdout) as unknown[];
     const programsBefore = await attachedPrograms(node);
