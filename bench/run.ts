@@ -12,6 +12,17 @@ import { median, printTable, type Row } from './stats.js';
 const quick = process.argv.includes('--quick');
 const note = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
+/** Runs both measurements in turns, so drift of a noisy machine hits both alike; medians of each. */
+async function alternate(runs: number, tendril: () => Promise<number>, baseline: () => Promise<number>): Promise<{ tendril: number; baseline: number }> {
+  const t: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    t.push(await tendril());
+    b.push(await baseline());
+  }
+  return { tendril: median(t), baseline: median(b) };
+}
+
 async function main(): Promise<void> {
   const rows: Row[] = [];
 
@@ -29,20 +40,12 @@ async function main(): Promise<void> {
     const seconds = quick ? 1 : 3;
 
     note('pod-to-pod throughput (iperf3), alternating tendril and plain routing');
-    const tput: { t: number[]; p: number[] } = { t: [], p: [] };
-    for (let i = 0; i < runs; i++) {
-      tput.t.push(await throughput(topo, tendrilPair(a, b), 1, seconds));
-      tput.p.push(await throughput(topo, plain, 1, seconds));
-    }
-    rows.push({ figure: 'pod-to-pod TCP throughput (iperf3)', tendril: median(tput.t), baseline: median(tput.p), baselineName: 'plain kernel routing', unit: 'Gbit/s', target: { ratio: 1, better: 'higher' } });
+    const tput = await alternate(runs, () => throughput(topo, tendrilPair(a, b), 1, seconds), () => throughput(topo, plain, 1, seconds));
+    rows.push({ figure: 'pod-to-pod TCP throughput (iperf3)', tendril: tput.tendril, baseline: tput.baseline, baselineName: 'plain kernel routing', unit: 'Gbit/s', target: { ratio: 1, better: 'higher' } });
 
     note('pod-to-pod request/response (sockperf ping-pong)');
-    const rr: { t: number[]; p: number[] } = { t: [], p: [] };
-    for (let i = 0; i < runs; i++) {
-      rr.t.push(await requestResponse(topo, tendrilPair(a, b), 1, seconds));
-      rr.p.push(await requestResponse(topo, plain, 1, seconds));
-    }
-    rows.push({ figure: 'pod-to-pod TCP request/response (64 B)', tendril: median(rr.t), baseline: median(rr.p), baselineName: 'plain kernel routing', unit: 'trans/s', target: { ratio: 1, better: 'higher' } });
+    const rr = await alternate(runs, () => requestResponse(topo, tendrilPair(a, b), 1, seconds), () => requestResponse(topo, plain, 1, seconds));
+    rows.push({ figure: 'pod-to-pod TCP request/response (64 B)', tendril: rr.tendril, baseline: rr.baseline, baselineName: 'plain kernel routing', unit: 'trans/s', target: { ratio: 1, better: 'higher' } });
 
     note('endpoint add: one, then 100 at once');
     const one = await addOne(topo, node, quick ? 3 : 10);
