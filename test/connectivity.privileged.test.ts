@@ -48,6 +48,25 @@ describe('single-node connectivity', () => {
     await must(['ping', '-6', '-c', '2', '-i', '0.2', '-W', '2', a.ipv6], { netns: b.netnsPath });
   });
 
+  test('tendril status, endpoint list/get and map list describe the node as it is', async () => {
+    const status = JSON.parse((await node.cli(['status', '-o', 'json'])).stdout) as { endpoints: number; datapath: { programsAttached: number }; maps: Array<{ name: string; entries: number | null }> };
+    assert.equal(status.endpoints, 2);
+    assert.equal(status.datapath.programsAttached, 4, 'two programs per endpoint, as the kernel reports them');
+    assert.equal(status.maps.find((m) => m.name === 'tnd_endpoints')?.entries, 4, 'an IPv4 and an IPv6 entry per endpoint');
+    const human = await node.cli(['status']);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /Endpoints:\s+2/);
+    assert.match(human.stdout, /4 programs attached/);
+    const list = (await node.cli(['endpoint', 'list'])).stdout;
+    assert.match(list, /^ID\s+IPV4\s+IPV6/);
+    assert.match(list, new RegExp(`${a.id}\\s+${a.ipv4.replace(/\./g, '\\.')}\\s+${a.ipv6}.*app=a`));
+    const get = (await node.cli(['endpoint', 'get', String(b.id)])).stdout;
+    assert.match(get, new RegExp(`IPv4:\\s+${b.ipv4.replace(/\./g, '\\.')}`));
+    assert.match(get, /Labels:\s+app=b/);
+    const maps = (await node.cli(['map', 'list'])).stdout;
+    for (const name of ['tnd_endpoints', 'tnd_ct', 'tnd_events', 'tnd_metrics']) assert.match(maps, new RegExp(`^${name}\\s`, 'm'));
+  });
+
   test('pods open TCP connections both ways, over IPv4 and IPv6', async () => {
     for (const [server, client] of [
       [b, a],

@@ -7,6 +7,7 @@ import { NodeMaps } from '../datapath/node-maps.js';
 import { PinPaths } from '../datapath/paths.js';
 import { listMaps } from '../datapath/map-views.js';
 import { sweepConntrack } from '../datapath/ct-gc.js';
+import { countAttachedPrograms } from '../datapath/endpoint-programs.js';
 import { EndpointManager } from '../endpoint/manager.js';
 import { MonitorHub } from '../monitor/hub.js';
 import { ApiServer } from '../api/server.js';
@@ -74,7 +75,7 @@ export class Agent {
         bpffs: this.options.bpffs,
         pinRoot: this.maps.paths.root,
         object: bpfObjectPath('lxc.o'),
-        programsAttached: this.endpoints.count() * 2,
+        programsAttached: this.endpoints.list().reduce((n, ep) => n + countAttachedPrograms(ep.ifindex), 0),
       },
       maps: listMaps(this.maps),
       endpoints: this.endpoints.count(),

@@ -94,7 +94,12 @@ export function loadAndAttachEndpointPrograms(maps: NodeMaps, spec: EndpointData
   attachEndpointPrograms(spec.ifindex, programs);
 }
 
+/** How many of the endpoint's two programs are attached to `ifindex` (asked of the kernel). */
+export function countAttachedPrograms(ifindex: number): number {
+  return DIRECTIONS.filter(([direction]) => queryTc(ifindex, direction) !== undefined).length;
+}
+
 /** Whether both of the endpoint's filters are in place on `ifindex`. */
 export function endpointProgramsAttached(ifindex: number): boolean {
-  return DIRECTIONS.every(([direction]) => queryTc(ifindex, direction) !== undefined);
+  return countAttachedPrograms(ifindex) === DIRECTIONS.length;
 }
