@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Endpoint datapath: the two programs on the host side of a pod's veth.
- *   from_container  TCX ingress: packets leaving the pod. Answers ARP, ND and
- *                   pings to the router in place; forwards unicast to local
- *                   endpoints (anti-spoofing, conntrack, TTL, MAC rewrite,
- *                   redirect).
- *   to_container    TCX egress: packets entering the pod. Conntrack, trace.
+ *   from_container  tc ingress: packets leaving the pod. Answers ARP, ND and
+ *                   pings to the router in place; passes the pod's ARP
+ *                   replies to the node; forwards unicast to local endpoints
+ *                   (anti-spoofing, conntrack, TTL, MAC rewrite) and
+ *                   delivers them itself: the destination's ingress
+ *                   conntrack and trace, then bpf_redirect_peer into its eth0.
+ *   to_container    tc egress: packets entering the pod from the node's stack
+ *                   (and the replies from_container sends back to the pod).
+ *                   The same ingress step: conntrack, trace.
  * One instance per endpoint, specialised by CONFIG (struct tnd_lxc_config)
- * before load; a disabled address family is pruned by the verifier.
+ * before load; a disabled address family is pruned by the verifier. The
+ * device is the packet's (ctx_ifindex()), not a constant, so the programs can
+ * be loaded before the veth exists.
  */
 #include "compiler.h"
 #include "ctx.h"
@@ -26,6 +32,7 @@
 #include "arp.h"
 #include "ndisc.h"
 #include "icmp.h"
+#include "csum.h"
 #include "wire.h"
 
 #include <linux/stddef.h>
@@ -38,40 +45,96 @@ WIRE_TYPES_IN_BTF();
 #define TRACE_ALL CONFIG_HAS(TND_LXC_TRACE_ALL)
 
 /*
- * "Not done yet, go on to forward()/deliver()": lets the IPv4 and IPv6 paths
+ * "Not done yet, go on to forward()": lets the IPv4 and IPv6 paths
  * share one copy of the forwarding and conntrack code instead of two.
  */
 #define CTX_CONTINUE 0x100
 
 /* Out of line: drops are the slow path, and there are many drop sites. */
-static __noinline int drop(const struct pkt *p, __u32 reason, __u8 obs)
+static __noinline int drop_at(const struct pkt *p, __u32 reason, __u8 obs,
+			      __u32 ifindex, __u32 endpoint_id)
 {
 	struct event_args a = {
-		.ifindex = CONFIG.ifindex,
-		.endpoint_id = CONFIG.endpoint_id,
+		.ifindex = ifindex,
+		.endpoint_id = endpoint_id,
 		.obs_point = obs,
 	};
 
 	return send_drop(p, reason, &a);
 }
 
-static __always_inline void trace(const struct pkt *p, __u8 obs,
-				  __u32 target_ifindex, __u8 ct_state)
+/* A drop about this program's own endpoint, on the device it runs on. */
+static __always_inline int drop(const struct __ctx_buff *ctx,
+				const struct pkt *p, __u32 reason, __u8 obs)
+{
+	return drop_at(p, reason, obs, ctx_ifindex(ctx), CONFIG.endpoint_id);
+}
+
+/* A trace event about endpoint_id, whose host veth is ifindex. */
+static __always_inline void trace_at(const struct pkt *p, __u8 obs,
+				     __u32 ifindex, __u16 endpoint_id,
+				     __u32 target_ifindex, __u8 ct_state)
 {
 	struct event_args a = {
-		.ifindex = CONFIG.ifindex,
-		.endpoint_id = CONFIG.endpoint_id,
+		.ifindex = ifindex,
+		.endpoint_id = endpoint_id,
 	};
 
 	send_trace(p, obs, target_ifindex, ct_state, &a);
 }
 
 /* A reply built in place goes back out of the pod's own veth. */
-static __always_inline int local_reply(const struct pkt *p, __u8 obs)
+static __always_inline int local_reply(const struct __ctx_buff *ctx,
+				       const struct pkt *p, __u8 obs)
 {
+	__u32 ifindex = ctx_ifindex(ctx);
+
 	metrics_add(TND_METRIC_LOCAL_REPLY, p->len);
-	trace(p, obs, CONFIG.ifindex, 0);
-	return ctx_redirect(CONFIG.ifindex);
+	trace_at(p, obs, ifindex, CONFIG.endpoint_id, ifindex, 0);
+	return ctx_redirect(ifindex);
+}
+
+/*
+ * A packet entering an endpoint, wherever it comes from: conntrack in the
+ * endpoint's ingress direction, metrics, the TND_OBS_TO_ENDPOINT trace (and,
+ * when its issue comes, the endpoint's ingress policy, looked up by
+ * endpoint_id in a node-wide map). It runs in the endpoint's own
+ * to_container for traffic from the node, and in a local source's
+ * from_container on the destination's behalf (deliver_local()): so
+ * everything about the destination comes from the arguments, never from
+ * CONFIG. Returns CTX_OK to go on, or a drop verdict.
+ */
+static __always_inline int endpoint_ingress(struct pkt *p, __u16 endpoint_id,
+					    __u32 ifindex, int trace_all,
+					    __u64 now, int reply_first)
+{
+	struct ct_result res;
+
+	ct_process(p, TND_CT_INGRESS, endpoint_id, now, reply_first, &res);
+	metrics_add(TND_METRIC_DELIVERED, p->len);
+	if (trace_wanted(&res, trace_all))
+		trace_at(p, TND_OBS_TO_ENDPOINT, ifindex, endpoint_id, 0,
+			 res.state);
+	return CTX_OK;
+}
+
+/*
+ * Deliver to a local endpoint: its ingress processing, then straight into its
+ * eth0 in its netns (bpf_redirect_peer: no trip through the host veth's
+ * egress, where its to_container would run, and no backlog queue).
+ */
+static __always_inline int deliver_local(struct pkt *p,
+					 const struct tnd_endpoint_info *info,
+					 __u64 now, int reply_first)
+{
+	int ret;
+
+	ret = endpoint_ingress(p, info->endpoint_id, info->ifindex,
+			       info->flags & TND_ENDPOINT_TRACE_ALL, now,
+			       reply_first);
+	if (ret != CTX_OK)
+		return ret;
+	return ctx_redirect_peer(info->ifindex);
 }
 
 /* Unicast to a local endpoint: the established-flow fast path. */
@@ -81,38 +144,34 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 	struct ct_result res;
 	struct ethhdr *eth;
 	void *data, *data_end;
-	__u32 target;
+	__u64 now;
 
 	info = endpoint_lookup(&p->tuple);
 	if (!info)
-		return drop(p, DROP_UNKNOWN_DEST, TND_OBS_FROM_ENDPOINT);
+		return drop(ctx, p, DROP_UNKNOWN_DEST, TND_OBS_FROM_ENDPOINT);
 	if (p->ttl <= 1)
-		return drop(p, DROP_TTL_EXCEEDED, TND_OBS_FROM_ENDPOINT);
-	target = info->ifindex;
+		return drop(ctx, p, DROP_TTL_EXCEEDED, TND_OBS_FROM_ENDPOINT);
 
-	ct_process(p, TND_CT_EGRESS, CONFIG.endpoint_id, &res);
+	now = ct_now();
+	ct_process(p, TND_CT_EGRESS, CONFIG.endpoint_id, now, 0, &res);
 
+	/* Route: the destination's MACs, TTL minus one (direct writes, no helper). */
 	data = ctx_data(ctx);
 	data_end = ctx_data_end(ctx);
 	eth = data;
 	if (p->tuple.family == TND_AF_INET) {
 		struct iphdr *ip = data + ETH_HLEN;
-		__u16 old, new;
 
 		if ((void *)(ip + 1) > data_end)
-			return drop(p, DROP_TRUNCATED_IPV4, TND_OBS_FROM_ENDPOINT);
+			return drop(ctx, p, DROP_TRUNCATED_IPV4, TND_OBS_FROM_ENDPOINT);
 		mac_copy(eth->h_dest, info->mac);
 		mac_copy(eth->h_source, info->router_mac);
-		old = *(__u16 *)&ip->ttl; /* TTL and protocol: one checksum word */
-		ip->ttl--;
-		new = *(__u16 *)&ip->ttl;
-		bpf_l3_csum_replace(ctx, ETH_HLEN + offsetof(struct iphdr, check),
-				    old, new, sizeof(__u16));
+		ipv4_ttl_dec(ip);
 	} else {
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 
 		if ((void *)(ip6 + 1) > data_end)
-			return drop(p, DROP_TRUNCATED_IPV6, TND_OBS_FROM_ENDPOINT);
+			return drop(ctx, p, DROP_TRUNCATED_IPV6, TND_OBS_FROM_ENDPOINT);
 		mac_copy(eth->h_dest, info->mac);
 		mac_copy(eth->h_source, info->router_mac);
 		ip6->hop_limit--;
@@ -120,8 +179,10 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 
 	metrics_add(TND_METRIC_FORWARDED, p->len);
 	if (trace_wanted(&res, TRACE_ALL))
-		trace(p, TND_OBS_FROM_ENDPOINT, target, res.state);
-	return ctx_redirect(target);
+		trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx),
+			 CONFIG.endpoint_id, info->ifindex, res.state);
+	/* A reply out of here is most likely a reply into there too. */
+	return deliver_local(p, info, now, res.reply);
 }
 
 static __always_inline int from_container_arp(struct __ctx_buff *ctx,
@@ -132,8 +193,13 @@ static __always_inline int from_container_arp(struct __ctx_buff *ctx,
 	ret = arp_respond(ctx, p, *(const volatile __u32 *)CONFIG.ip4,
 			  CONFIG.router_mac);
 	if (ret < 0)
-		return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
-	return local_reply(p, TND_OBS_ARP_REPLY);
+		return drop(ctx, p, -ret, TND_OBS_FROM_ENDPOINT);
+	if (ret == 1) {
+		/* The pod answering the node's request: the node learns it. */
+		metrics_add(TND_METRIC_PASSED, p->len);
+		return CTX_OK;
+	}
+	return local_reply(ctx, p, TND_OBS_ARP_REPLY);
 }
 
 static __always_inline int from_container_ipv4(struct __ctx_buff *ctx,
@@ -144,16 +210,16 @@ static __always_inline int from_container_ipv4(struct __ctx_buff *ctx,
 
 	ret = parse_ipv4(ctx, p);
 	if (ret < 0)
-		return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
+		return drop(ctx, p, -ret, TND_OBS_FROM_ENDPOINT);
 	if (!ipv4_eq_cfg(*(__u32 *)p->tuple.saddr, CONFIG.ip4))
-		return drop(p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
+		return drop(ctx, p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
 
 	daddr = *(__u32 *)p->tuple.daddr;
 	if (p->tuple.proto == IPPROTO_ICMP &&
 	    p->icmp_type == ICMP_ECHO_REQUEST &&
 	    ipv4_eq_cfg(daddr, CONFIG.router_ip4) &&
 	    icmp4_echo_reply(ctx, CONFIG.router_mac) == 0)
-		return local_reply(p, TND_OBS_ICMP_REPLY);
+		return local_reply(ctx, p, TND_OBS_ICMP_REPLY);
 	return CTX_CONTINUE;
 }
 
@@ -164,16 +230,16 @@ static __always_inline int from_container_ipv6(struct __ctx_buff *ctx,
 
 	ret = parse_ipv6(ctx, p);
 	if (ret < 0)
-		return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
+		return drop(ctx, p, -ret, TND_OBS_FROM_ENDPOINT);
 
 	/* ND/MLD come from link-local or unspecified sources: before anti-spoofing. */
 	if (p->tuple.proto == IPPROTO_ICMPV6 && ndisc_is_control(p->icmp_type)) {
 		if (p->icmp_type == ND_NEIGHBOR_SOLICIT) {
 			ret = ndisc_respond(ctx, p, CONFIG.ip6, CONFIG.router_mac);
 			if (ret < 0)
-				return drop(p, -ret, TND_OBS_FROM_ENDPOINT);
+				return drop(ctx, p, -ret, TND_OBS_FROM_ENDPOINT);
 			if (ret == 0)
-				return local_reply(p, TND_OBS_NDISC_REPLY);
+				return local_reply(ctx, p, TND_OBS_NDISC_REPLY);
 		}
 		/* The pod's own RS, MLD, DAD: the stack's business, no event. */
 		metrics_add(TND_METRIC_PASSED, p->len);
@@ -190,9 +256,9 @@ static __always_inline int from_container_ipv6(struct __ctx_buff *ctx,
 	    (own || ipv6_addr_is_linklocal(p->tuple.saddr)) &&
 	    ipv6_addr_eq_cfg((const __u32 *)p->tuple.daddr, CONFIG.router_ip6) &&
 	    icmp6_echo_reply(ctx, CONFIG.router_mac) == 0)
-		return local_reply(p, TND_OBS_ICMP_REPLY);
+		return local_reply(ctx, p, TND_OBS_ICMP_REPLY);
 	if (!own)
-		return drop(p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
+		return drop(ctx, p, DROP_INVALID_SOURCE, TND_OBS_FROM_ENDPOINT);
 	return CTX_CONTINUE;
 }
 
@@ -206,7 +272,7 @@ int from_container(struct __sk_buff *ctx)
 
 	p.len = ctx_len(ctx);
 	if ((void *)(eth + 1) > data_end)
-		return drop(&p, DROP_INVALID_ETH, TND_OBS_FROM_ENDPOINT);
+		return drop(ctx, &p, DROP_INVALID_ETH, TND_OBS_FROM_ENDPOINT);
 
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
@@ -224,25 +290,13 @@ int from_container(struct __sk_buff *ctx)
 			goto disabled;
 		return from_container_arp(ctx, &p);
 	default:
-		return drop(&p, DROP_UNSUPPORTED_L3, TND_OBS_FROM_ENDPOINT);
+		return drop(ctx, &p, DROP_UNSUPPORTED_L3, TND_OBS_FROM_ENDPOINT);
 	}
 	if (ret == CTX_CONTINUE)
 		return forward(ctx, &p);
 	return ret;
 disabled:
-	return drop(&p, DROP_FAMILY_DISABLED, TND_OBS_FROM_ENDPOINT);
-}
-
-/* Track and trace what enters the pod; policy will sit here. */
-static __always_inline int deliver(struct pkt *p)
-{
-	struct ct_result res;
-
-	ct_process(p, TND_CT_INGRESS, CONFIG.endpoint_id, &res);
-	metrics_add(TND_METRIC_DELIVERED, p->len);
-	if (trace_wanted(&res, TRACE_ALL))
-		trace(p, TND_OBS_TO_ENDPOINT, 0, res.state);
-	return CTX_OK;
+	return drop(ctx, &p, DROP_FAMILY_DISABLED, TND_OBS_FROM_ENDPOINT);
 }
 
 SEC("tc")
@@ -255,7 +309,7 @@ int to_container(struct __sk_buff *ctx)
 
 	p.len = ctx_len(ctx);
 	if ((void *)(eth + 1) > data_end)
-		return drop(&p, DROP_INVALID_ETH, TND_OBS_TO_ENDPOINT);
+		return drop(ctx, &p, DROP_INVALID_ETH, TND_OBS_TO_ENDPOINT);
 
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
@@ -279,13 +333,14 @@ int to_container(struct __sk_buff *ctx)
 		metrics_add(TND_METRIC_PASSED, p.len);
 		return CTX_OK;
 	default:
-		return drop(&p, DROP_UNSUPPORTED_L3, TND_OBS_TO_ENDPOINT);
+		return drop(ctx, &p, DROP_UNSUPPORTED_L3, TND_OBS_TO_ENDPOINT);
 	}
 	if (ret < 0)
-		return drop(&p, -ret, TND_OBS_TO_ENDPOINT);
-	return deliver(&p);
+		return drop(ctx, &p, -ret, TND_OBS_TO_ENDPOINT);
+	return endpoint_ingress(&p, CONFIG.endpoint_id, ctx_ifindex(ctx),
+				TRACE_ALL, ct_now(), 0);
 disabled:
-	return drop(&p, DROP_FAMILY_DISABLED, TND_OBS_TO_ENDPOINT);
+	return drop(ctx, &p, DROP_FAMILY_DISABLED, TND_OBS_TO_ENDPOINT);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -3,7 +3,8 @@
  * API: one packet context so lib/ compiles for tc and for XDP.
  *   struct __ctx_buff          the program's context (__sk_buff or xdp_md)
  *   CTX_OK, CTX_DROP, CTX_REDIRECT   verdicts of the attach point
- *   ctx_data(), ctx_data_end(), ctx_len(), ctx_change_tail(), ctx_redirect()
+ *   ctx_data(), ctx_data_end(), ctx_len(), ctx_ifindex(), ctx_change_tail(),
+ *   ctx_redirect(), ctx_redirect_peer()
  * An object defines TND_CTX_XDP before including this to build for XDP; the
  * default is tc (TCX uses the same return codes as tc).
  */
@@ -45,6 +46,20 @@ static __always_inline __u32 ctx_len(const struct __ctx_buff *ctx)
 #endif
 }
 
+/*
+ * The device the program runs on (tc: skb->dev, at ingress and at egress;
+ * XDP: the receiving device). Under BPF_PROG_TEST_RUN it is the loopback (1)
+ * unless the test passes a context naming another device.
+ */
+static __always_inline __u32 ctx_ifindex(const struct __ctx_buff *ctx)
+{
+#ifdef TND_CTX_XDP
+	return ctx->ingress_ifindex;
+#else
+	return ctx->ifindex;
+#endif
+}
+
 /* Grow or shrink the packet at its tail; packet pointers are invalid after. */
 static __always_inline int ctx_change_tail(struct __ctx_buff *ctx, __u32 len)
 {
@@ -59,6 +74,21 @@ static __always_inline int ctx_change_tail(struct __ctx_buff *ctx, __u32 len)
 static __always_inline int ctx_redirect(__u32 ifindex)
 {
 	return bpf_redirect(ifindex, 0);
+}
+
+/*
+ * tc ingress only: hand the packet to the peer of ifindex (the pod's eth0 of a
+ * host-side veth) as if it had been received there, in the peer's netns,
+ * without going out of ifindex's egress or through a backlog queue. Egress
+ * programs of ifindex do not run. XDP has no peer redirect: plain redirect.
+ */
+static __always_inline int ctx_redirect_peer(__u32 ifindex)
+{
+#ifdef TND_CTX_XDP
+	return bpf_redirect(ifindex, 0);
+#else
+	return bpf_redirect_peer(ifindex, 0);
+#endif
 }
 
 #endif /* TND_CTX_H */

@@ -6,8 +6,11 @@
  *   arp_respond(ctx, p, own_ip4, router_mac)
  *       0: the request was rewritten in place into the reply, ready to be
  *          redirected back out of the pod's veth;
- *       -DROP_INVALID_ARP / -DROP_ARP_UNSUPPORTED otherwise (replies,
- *          gratuitous ARP, questions about the pod's own address).
+ *       1: a reply from the pod about its own address (it answers the
+ *          node's request): the node's stack's business, pass it on;
+ *       -DROP_INVALID_SOURCE: a reply claiming another address (spoofing);
+ *       -DROP_INVALID_ARP / -DROP_ARP_UNSUPPORTED otherwise (gratuitous
+ *          ARP requests, questions about the pod's own address, other ops).
  *   p gets the sender (saddr) and target (daddr) IPv4 addresses for events.
  */
 #ifndef TND_ARP_H
@@ -59,6 +62,8 @@ static __always_inline int arp_respond(struct __ctx_buff *ctx, struct pkt *p,
 	p->tuple.family = TND_AF_INET;
 	*(__u32 *)p->tuple.saddr = spa;
 	*(__u32 *)p->tuple.daddr = tpa;
+	if (arp->op == bpf_htons(ARP_OP_REPLY))
+		return spa == own_ip4 ? 1 : -DROP_INVALID_SOURCE;
 	if (arp->op != bpf_htons(ARP_OP_REQUEST) || tpa == own_ip4)
 		return -DROP_ARP_UNSUPPORTED;
 

@@ -34,12 +34,22 @@ struct tnd_endpoint_key {
 	__u8 pad[3];
 };
 
+/* Bits of tnd_endpoint_info.flags. */
+enum tnd_endpoint_flags {
+	/*
+	 * A trace event for every packet entering this endpoint (the node-wide
+	 * twin of its TND_LXC_TRACE_ALL: another endpoint's program delivers to
+	 * it and cannot read its CONFIG).
+	 */
+	TND_ENDPOINT_TRACE_ALL = 1 << 0,
+};
+
 /* A local endpoint, found by any of its addresses. */
 struct tnd_endpoint_info {
 	__u32 ifindex;       /* host-side veth in the node netns */
 	__u32 identity;      /* security identity (policy issue) */
 	__u16 endpoint_id;
-	__u16 flags;
+	__u16 flags;         /* enum tnd_endpoint_flags */
 	__u8 mac[TND_MAC_LEN];        /* the pod's eth0 */
 	__u8 router_mac[TND_MAC_LEN]; /* host-side veth, the pod's gateway MAC */
 	__u8 pad[4];
@@ -48,7 +58,8 @@ struct tnd_endpoint_info {
 /* Connection tracking: one entry per (tuple, direction of the endpoint). */
 enum tnd_ct_dir {
 	TND_CT_EGRESS = 0,  /* seen leaving an endpoint (from-container) */
-	TND_CT_INGRESS = 1, /* seen entering an endpoint (to-container) */
+	TND_CT_INGRESS = 1, /* seen entering an endpoint (to-container, or a local
+	                     * endpoint's from-container delivering to it) */
 };
 
 struct tnd_ct_key {
@@ -94,7 +105,9 @@ enum tnd_event_type {
 /* Where a trace event was observed. */
 enum tnd_obs_point {
 	TND_OBS_FROM_ENDPOINT = 1, /* tc ingress of the host veth: leaving the pod */
-	TND_OBS_TO_ENDPOINT = 2,   /* tc egress of the host veth: entering the pod */
+	TND_OBS_TO_ENDPOINT = 2,   /* entering the pod: at tc egress of its host veth
+	                            * (from the node), or at the source pod's tc
+	                            * ingress on its behalf (pod to pod) */
 	TND_OBS_ARP_REPLY = 3,     /* answered an ARP request in BPF */
 	TND_OBS_NDISC_REPLY = 4,   /* answered a neighbour solicitation in BPF */
 	TND_OBS_ICMP_REPLY = 5,    /* answered an echo request to the router */
@@ -105,10 +118,10 @@ struct tnd_event {
 	__u8 type;          /* enum tnd_event_type */
 	__u8 obs_point;     /* enum tnd_obs_point */
 	__u16 reason;       /* enum tnd_drop_reason for drops, 0 otherwise */
-	__u16 endpoint_id;  /* the endpoint whose program saw the packet */
+	__u16 endpoint_id;  /* the endpoint the event is about (to-endpoint: the destination) */
 	__u8 ct_state;      /* enum tnd_ct_state after this packet */
 	__u8 tcp_flags;
-	__u32 ifindex;      /* device the program runs on */
+	__u32 ifindex;      /* that endpoint's host veth */
 	__u32 target_ifindex; /* redirect target, 0 if none */
 	__u32 pkt_len;
 	__u8 family;
@@ -150,7 +163,8 @@ enum tnd_lxc_flags {
 
 struct tnd_lxc_config {
 	__u32 endpoint_id;
-	__u32 ifindex;              /* the host-side veth this program is attached to */
+	__u32 ifindex;              /* unused: the programs read the device they run on
+	                             * from the packet, so they load before it exists */
 	__u32 flags;                /* enum tnd_lxc_flags */
 	__u32 identity;
 	__u8 mac[TND_MAC_LEN];      /* the pod's eth0 */

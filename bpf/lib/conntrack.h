@@ -2,9 +2,15 @@
 /*
  * API: connection tracking.
  *   tnd_ct                   LRU_HASH tnd_ct_key -> tnd_ct_entry, node-wide
- *   ct_process(tuple, dir, p, endpoint_id, &res)
+ *   tnd_ct_clock             PERCPU_ARRAY, this object's clock cache (ct_now)
+ *   ct_now()                 conntrack's clock: CLOCK_MONOTONIC in ns at tick
+ *                            resolution (the coarse clock, cached per tick);
+ *                            read it once per packet
+ *   ct_process(p, dir, endpoint_id, now, reply_first, &res)
  *                            find the packet's connection, or create it, and
  *                            account the packet; res says what happened.
+ *                            reply_first: try the reversed tuple first (the
+ *                            caller knows the packet is most likely a reply).
  *
  * An entry is keyed by the tuple of the connection's first packet and the
  * direction (relative to the endpoint) it was seen in. A packet is looked up
@@ -13,6 +19,11 @@
  * reply leaving the pod answers a connection that entered it). Expired
  * entries count as misses; the LRU map reclaims them. A fresh SYN on a closed
  * TCP entry starts over.
+ *
+ * An established packet writes only its direction's two counters: flags,
+ * state and report time are written when they change, last_seen_ns and
+ * expires_ns at most once a second (so an entry may expire up to a second
+ * before "timeout after the last packet").
  */
 #ifndef TND_CONNTRACK_H
 #define TND_CONNTRACK_H
@@ -35,6 +46,8 @@ struct {
 #define CT_TIMEOUT_TCP_CLOSED (10 * NSEC_PER_SEC)
 #define CT_TIMEOUT_OTHER (60 * NSEC_PER_SEC) /* UDP, ICMP */
 #define CT_REPORT_INTERVAL NSEC_PER_SEC      /* trace aggregation */
+/* last_seen_ns/expires_ns lag the last packet by less than this (Cilium's idea). */
+#define CT_UPDATE_INTERVAL NSEC_PER_SEC
 
 struct ct_result {
 	__u8 state;   /* enum tnd_ct_state after this packet */
@@ -42,6 +55,43 @@ struct ct_result {
 	__u8 reply;   /* this packet goes against the first packet */
 	__u8 report;  /* aggregation: this packet deserves a trace event */
 };
+
+/*
+ * Conntrack's clock, read once per packet. Helper calls into the clock code
+ * cost about 20 ns here (every kernel call and return pays for the CPU's
+ * return-stack mitigations), while bpf_jiffies64() is inlined by the
+ * verifier into one load. So each CPU keeps the coarse clock of the current
+ * tick and reads it again only when jiffies moved: one clock call per tick
+ * per CPU, at most a tick more behind than bpf_ktime_get_coarse_ns() itself.
+ * Per object, not node-wide: nothing outside the program reads it.
+ */
+struct ct_clock {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ct_clock);
+} tnd_ct_clock SEC(".maps");
+
+static __always_inline __u64 ct_now(void)
+{
+	__u64 j = bpf_jiffies64();
+	struct ct_clock *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&tnd_ct_clock, &zero);
+	if (!c)
+		return bpf_ktime_get_coarse_ns();
+	if (c->jiffies != j) {
+		c->ns = bpf_ktime_get_coarse_ns();
+		c->jiffies = j;
+	}
+	return c->ns;
+}
 
 static __always_inline __u64 ct_timeout(__u8 proto, __u8 state)
 {
@@ -101,37 +151,63 @@ static __always_inline void ct_reverse(struct tnd_ct_key *r,
 	r->pad = 0;
 }
 
-static __always_inline void ct_process(struct pkt *p, __u8 dir,
-				       __u16 endpoint_id, struct ct_result *res)
+/* A hit that is live, or NULL. */
+static __always_inline struct tnd_ct_entry *
+ct_lookup(const struct tnd_ct_key *k, __u64 now, __u8 flags)
 {
-	__u64 now = bpf_ktime_get_ns();
+	struct tnd_ct_entry *e = bpf_map_lookup_elem(&tnd_ct, k);
+
+	if (e && ct_dead(e, now, flags))
+		return NULL;
+	return e;
+}
+
+static __always_inline void ct_process(struct pkt *p, __u8 dir,
+				       __u16 endpoint_id, __u64 now,
+				       int reply_first, struct ct_result *res)
+{
 	__u8 flags = p->tcp_flags, seen, fwd, rev, old_state;
 	struct tnd_ct_entry *e;
 	struct tnd_ct_key rkey;
-	int reply = 0;
+	int reply;
 
 	p->tuple.dir = dir;
-	e = bpf_map_lookup_elem(&tnd_ct, &p->tuple);
-	if (e && ct_dead(e, now, flags))
-		e = NULL;
-	if (!e) {
+	if (reply_first) {
 		ct_reverse(&rkey, &p->tuple);
-		e = bpf_map_lookup_elem(&tnd_ct, &rkey);
-		if (e && ct_dead(e, now, flags))
-			e = NULL;
+		e = ct_lookup(&rkey, now, flags);
 		reply = 1;
+		if (!e) {
+			e = ct_lookup(&p->tuple, now, flags);
+			reply = 0;
+		}
+	} else {
+		e = ct_lookup(&p->tuple, now, flags);
+		reply = 0;
+		if (!e) {
+			ct_reverse(&rkey, &p->tuple);
+			e = ct_lookup(&rkey, now, flags);
+			reply = 1;
+		}
 	}
 
 	if (e) {
+		/*
+		 * Plain read-modify-write, no atomics: a direction's counters
+		 * are written by that direction's packets, which one sender
+		 * rarely emits from two CPUs at the same instant; when it does,
+		 * an increment may be lost. They are statistics, never an input
+		 * to a verdict, and a locked add on this shared line cost
+		 * several ns per counter (see bench/datapath-cost.ts).
+		 */
 		if (reply) {
-			__sync_fetch_and_add(&e->packets_rev, 1);
-			__sync_fetch_and_add(&e->bytes_rev, p->len);
+			e->packets_rev += 1;
+			e->bytes_rev += p->len;
 			seen = e->tcp_flags_rev;
 			if (flags & ~seen)
 				e->tcp_flags_rev = seen | flags;
 		} else {
-			__sync_fetch_and_add(&e->packets_fwd, 1);
-			__sync_fetch_and_add(&e->bytes_fwd, p->len);
+			e->packets_fwd += 1;
+			e->bytes_fwd += p->len;
 			seen = e->tcp_flags_fwd;
 			if (flags & ~seen)
 				e->tcp_flags_fwd = seen | flags;
@@ -141,14 +217,19 @@ static __always_inline void ct_process(struct pkt *p, __u8 dir,
 		old_state = e->state;
 		res->state = ct_next_state(old_state, p->tuple.proto, flags,
 					   fwd, rev, reply);
-		if (res->state != old_state)
-			e->state = res->state;
-		e->last_seen_ns = now;
-		e->expires_ns = now + ct_timeout(p->tuple.proto, res->state);
 		res->created = 0;
 		res->reply = reply;
 		res->report = (flags & ~seen) || res->state != old_state ||
 			      now - e->last_report_ns > CT_REPORT_INTERVAL;
+		if (res->state != old_state)
+			e->state = res->state;
+		/* Timestamps move at most once a CT_UPDATE_INTERVAL, or on a state change. */
+		if (res->state != old_state ||
+		    now - e->last_seen_ns >= CT_UPDATE_INTERVAL) {
+			e->last_seen_ns = now;
+			e->expires_ns = now + ct_timeout(p->tuple.proto,
+							 res->state);
+		}
 		if (res->report)
 			e->last_report_ns = now;
 		return;

@@ -31,7 +31,7 @@ enum tnd_drop_reason {
 	DROP_TTL_EXCEEDED = 138,     /* TTL or hop limit would reach 0 */
 	DROP_FRAG_UNSUPPORTED = 139, /* IPv4 fragment or IPv6 fragment header */
 	DROP_INVALID_ARP = 140,      /* ARP not Ethernet/IPv4, or truncated */
-	DROP_ARP_UNSUPPORTED = 141,  /* ARP other than a request for another address */
+	DROP_ARP_UNSUPPORTED = 141,  /* ARP other than a request for another address or a reply for the own one */
 	DROP_INVALID_NDISC = 142,    /* neighbour solicitation too short */
 	DROP_EXTHDR_LIMIT = 143,     /* more IPv6 extension headers than we walk */
 	DROP_WRITE_ERROR = 144,      /* resizing or rewriting the packet failed */

@@ -21,6 +21,7 @@ struct btf_wire_types {
 	enum tnd_event_type event_type;
 	enum tnd_obs_point obs_point;
 	enum tnd_lxc_flags lxc_flags;
+	enum tnd_endpoint_flags endpoint_flags;
 	enum tnd_metrics_slot metrics_slot;
 	enum tnd_drop_reason drop_reason;
 	struct tnd_endpoint_key endpoint_key;

@@ -1,15 +1,21 @@
 /**
  * Packet-level tests of the endpoint datapath (bpf/lxc.c) through
  * BPF_PROG_TEST_RUN: tables of {description, input packet, expected verdict,
- * expected output packet or checks, expected event}, Katran style. Every test
+ * expected output packet or checks, expected events}, Katran style. Every test
  * loads its own lxc.o, so maps (endpoints, conntrack, events) start empty.
  * Needs root (loads programs).
+ *
+ * The programs name their device by the packet's ifindex, not by a constant:
+ * BPF_PROG_TEST_RUN runs tc programs on the loopback, so events about POD
+ * carry ifindex 1 while POD's CONFIG says ifindex 0 (unset, as before its veth
+ * exists). PEER's ifindex comes from tnd_endpoints.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfObject, RingBufferReader, bpfObjectPath } from '../../src/bpf/index.js';
 import {
   TndCtDir,
+  TndEndpointFlags,
   TndCtEntry,
   TndCtKey,
   TndCtState,
@@ -24,6 +30,7 @@ import {
   TndMetricsSlot,
   TndObsPoint,
   tndDropReasonNames,
+  tndObsPointNames,
 } from '../../src/bpf/generated/wire.js';
 import * as P from './packets.js';
 
@@ -41,10 +48,13 @@ interface Endpoint {
   ip6: Buffer;
 }
 
+/** The device BPF_PROG_TEST_RUN runs a tc program on: the loopback. */
+const TEST_RUN_IFINDEX = 1;
+
 /** The endpoint whose programs are under test. */
 const POD: Endpoint = {
   id: 101,
-  ifindex: 11,
+  ifindex: TEST_RUN_IFINDEX,
   mac: P.mac('02:00:00:00:01:02'),
   routerMac: P.mac('02:00:00:00:01:01'),
   ip4: P.ip4('10.200.0.2'),
@@ -69,7 +79,7 @@ const ZERO_MAC = Buffer.alloc(6);
 
 const ALL = TndLxcFlags.TND_LXC_IPV4 | TndLxcFlags.TND_LXC_IPV6;
 
-type Prog = 'from_container' | 'to_container';
+type Prog = 'from_container' | 'to_container' | 'peer_from_container';
 
 interface RunResult {
   retval: number;
@@ -83,20 +93,13 @@ class Datapath implements Disposable {
   private readonly reader: RingBufferReader;
   private readonly pending: TndEvent[] = [];
 
-  constructor(flags: number = ALL) {
-    const config = TndLxcConfig.encode({
-      endpointId: POD.id,
-      ifindex: POD.ifindex,
-      flags,
-      identity: 0,
-      mac: POD.mac,
-      routerMac: POD.routerMac,
-      ip4: POD.ip4,
-      routerIp4: ROUTER4,
-      ip6: POD.ip6,
-      routerIp6: ROUTER6,
-    });
-    this.obj = BpfObject.open(LXC, { constants: { CONFIG: config } });
+  private peer?: BpfObject;
+
+  constructor(
+    flags: number = ALL,
+    private readonly peerFlags = 0,
+  ) {
+    this.obj = BpfObject.open(LXC, { constants: { CONFIG: lxcConfig(POD, flags) } });
     try {
       this.obj.load();
       this.reader = new RingBufferReader(this.obj.map('tnd_events'), (rec) => this.pending.push(TndEvent.decode(rec)));
@@ -114,7 +117,7 @@ class Datapath implements Disposable {
       ifindex: ep.ifindex,
       identity: 0,
       endpointId: ep.id,
-      flags: 0,
+      flags: ep === PEER ? this.peerFlags : 0,
       mac: ep.mac,
       routerMac: ep.routerMac,
     });
@@ -123,8 +126,25 @@ class Datapath implements Disposable {
     map.update(TndEndpointKey.encode({ addr: ep.ip6, family: TndFamily.TND_AF_INET6 }), info);
   }
 
+  /** PEER's own lxc.o on the same maps: PEER's packets leave through it (its replies to POD). */
+  private peerObject(): BpfObject {
+    if (!this.peer) {
+      const reuseMaps = Object.fromEntries(['tnd_endpoints', 'tnd_ct', 'tnd_events', 'tnd_metrics'].map((n) => [n, this.obj.map(n)]));
+      const peer = BpfObject.open(LXC, { constants: { CONFIG: lxcConfig(PEER, ALL) }, reuseMaps });
+      try {
+        peer.load();
+      } catch (err) {
+        peer.close();
+        throw err;
+      }
+      this.peer = peer;
+    }
+    return this.peer;
+  }
+
   run(prog: Prog, data: Buffer): RunResult {
-    const r = this.obj.program(prog).testRun({ data });
+    const program = prog === 'peer_from_container' ? this.peerObject().program('from_container') : this.obj.program(prog);
+    const r = program.testRun({ data });
     this.reader.consume();
     return { retval: r.retval, data: r.data, events: this.pending.splice(0) };
   }
@@ -154,8 +174,25 @@ class Datapath implements Disposable {
 
   [Symbol.dispose](): void {
     this.reader.close();
+    this.peer?.close();
     this.obj.close();
   }
+}
+
+/** An endpoint's CONFIG; ifindex stays 0: the programs must not need it. */
+function lxcConfig(ep: Endpoint, flags: number): Buffer {
+  return TndLxcConfig.encode({
+    endpointId: ep.id,
+    ifindex: 0,
+    flags,
+    identity: 0,
+    mac: ep.mac,
+    routerMac: ep.routerMac,
+    ip4: ep.ip4,
+    routerIp4: ROUTER4,
+    ip6: ep.ip6,
+    routerIp6: ROUTER6,
+  });
 }
 
 const addr16 = (a: Buffer) => Buffer.concat([a, Buffer.alloc(16 - a.length)]);
@@ -215,8 +252,18 @@ interface Case {
   output?: Buffer;
   /** Further checks of the output. */
   check?: (out: Buffer) => void;
-  /** Expected single event (fields compared), or null for "no event". */
+  /** Expected single event about POD (fields compared), or null for "no event". */
   event?: Partial<TndEvent> | null;
+  /** Expected events in order, all fields to compare given (endpointId, ifindex included). */
+  events?: Partial<TndEvent>[];
+}
+
+function assertEvent(ev: TndEvent, want: Partial<TndEvent>, what: string): void {
+  for (const [k, v] of Object.entries(want)) {
+    const got = (ev as unknown as Record<string, unknown>)[k];
+    if (k === 'reason') assert.equal(tndDropReasonNames[got as number] ?? got, tndDropReasonNames[v as number], `${what}: drop reason`);
+    else assert.deepEqual(got, v, `${what}.${k}`);
+  }
 }
 
 function runCase(c: Case): void {
@@ -230,14 +277,23 @@ function runCase(c: Case): void {
   if (c.event) {
     assert.equal(r.events.length, 1, `one event expected, got ${r.events.length}`);
     const ev = r.events[0]!;
-    for (const [k, v] of Object.entries(c.event)) {
-      const got = (ev as unknown as Record<string, unknown>)[k];
-      if (k === 'reason') assert.equal(tndDropReasonNames[got as number] ?? got, tndDropReasonNames[v as number], 'drop reason');
-      else assert.deepEqual(got, v, `event.${k}`);
-    }
+    assertEvent(ev, c.event, 'event');
     assert.equal(ev.endpointId, POD.id, 'event.endpointId');
     assert.equal(ev.ifindex, POD.ifindex, 'event.ifindex');
   }
+  if (c.events) {
+    const seen = r.events.map((e) => `${tndObsPointNames[e.obsPoint] ?? e.obsPoint} ep ${e.endpointId} if ${e.ifindex}`).join('; ');
+    assert.equal(r.events.length, c.events.length, `${c.events.length} events expected, got: ${seen || 'none'}`);
+    c.events.forEach((want, i) => assertEvent(r.events[i]!, want, `events[${i}]`));
+  }
+}
+
+/** The two traces of a packet forwarded from POD to PEER: leaving POD, entering PEER (on PEER's behalf). */
+function forwardTraces(from: Partial<TndEvent> = {}, to: Partial<TndEvent> = from): Partial<TndEvent>[] {
+  return [
+    { type: TndEventType.TND_EVENT_TRACE, obsPoint: TndObsPoint.TND_OBS_FROM_ENDPOINT, endpointId: POD.id, ifindex: POD.ifindex, targetIfindex: PEER.ifindex, ...from },
+    { type: TndEventType.TND_EVENT_TRACE, obsPoint: TndObsPoint.TND_OBS_TO_ENDPOINT, endpointId: PEER.id, ifindex: PEER.ifindex, targetIfindex: 0, ...to },
+  ];
 }
 
 const drop = (reason: number, obsPoint: number = TndObsPoint.TND_OBS_FROM_ENDPOINT): Partial<TndEvent> => ({
@@ -270,10 +326,17 @@ const responderCases: Case[] = [
     event: drop(TndDropReason.DROP_ARP_UNSUPPORTED),
   },
   {
-    name: 'an ARP reply from the pod is dropped',
+    name: 'the pod\'s ARP reply for its own address (answering the node) goes to the node\'s stack unchanged, without an event',
     input: P.eth(POD.routerMac, POD.mac, P.ETH_P_ARP, P.arp({ op: 2, sha: POD.mac, spa: POD.ip4, tha: POD.routerMac, tpa: ROUTER4 })),
+    verdict: TC_ACT_OK,
+    output: P.eth(POD.routerMac, POD.mac, P.ETH_P_ARP, P.arp({ op: 2, sha: POD.mac, spa: POD.ip4, tha: POD.routerMac, tpa: ROUTER4 })),
+    event: null,
+  },
+  {
+    name: 'an ARP reply from the pod claiming another pod\'s address is dropped as spoofed',
+    input: P.eth(POD.routerMac, POD.mac, P.ETH_P_ARP, P.arp({ op: 2, sha: POD.mac, spa: PEER.ip4, tha: POD.routerMac, tpa: ROUTER4 })),
     verdict: TC_ACT_SHOT,
-    event: drop(TndDropReason.DROP_ARP_UNSUPPORTED),
+    event: { ...drop(TndDropReason.DROP_INVALID_SOURCE), saddr: addr16(PEER.ip4) },
   },
   {
     name: 'a truncated ARP packet is dropped',
@@ -389,15 +452,12 @@ const responderCases: Case[] = [
 
 const forwardCases: Case[] = [
   {
-    name: 'IPv4 TCP to a known endpoint is redirected to its veth with MACs rewritten and TTL decremented',
+    name: 'IPv4 TCP to a local endpoint is delivered into it (MACs rewritten, TTL decremented) and traced leaving POD and entering PEER',
     input: fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN)),
     verdict: TC_ACT_REDIRECT,
     output: P.eth(PEER.mac, PEER.routerMac, P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN, { ttl: 63 })),
     check: (out) => assert.ok(P.ipv4ChecksumOk(ipv4Header(out)), 'IPv4 header checksum'),
-    event: {
-      type: TndEventType.TND_EVENT_TRACE,
-      obsPoint: TndObsPoint.TND_OBS_FROM_ENDPOINT,
-      targetIfindex: PEER.ifindex,
+    events: forwardTraces({
       ctState: TndCtState.TND_CT_NEW,
       tcpFlags: P.TCP_SYN,
       family: TndFamily.TND_AF_INET,
@@ -406,27 +466,28 @@ const forwardCases: Case[] = [
       dport: P.be16(80),
       saddr: addr16(POD.ip4),
       daddr: addr16(PEER.ip4),
-    },
+    }),
   },
+
   {
     name: 'IPv6 UDP to a known endpoint is redirected with MACs rewritten and hop limit decremented',
     input: fromPod(P.ETH_P_IPV6, P.ipv6({ src: POD.ip6, dst: PEER.ip6, nextHeader: P.IPPROTO_UDP }, P.udp(POD.ip6, PEER.ip6, 5353, 53, Buffer.from('query')))),
     verdict: TC_ACT_REDIRECT,
     output: P.eth(PEER.mac, PEER.routerMac, P.ETH_P_IPV6, P.ipv6({ src: POD.ip6, dst: PEER.ip6, nextHeader: P.IPPROTO_UDP, hopLimit: 63 }, P.udp(POD.ip6, PEER.ip6, 5353, 53, Buffer.from('query')))),
-    event: { type: TndEventType.TND_EVENT_TRACE, targetIfindex: PEER.ifindex, family: TndFamily.TND_AF_INET6, proto: P.IPPROTO_UDP },
+    events: forwardTraces({ family: TndFamily.TND_AF_INET6, proto: P.IPPROTO_UDP, saddr: POD.ip6, daddr: PEER.ip6 }),
   },
   {
     name: 'a ping to another endpoint is forwarded, not answered',
     input: fromPod(P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4)),
     verdict: TC_ACT_REDIRECT,
     output: P.eth(PEER.mac, PEER.routerMac, P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4, 63)),
-    event: { type: TndEventType.TND_EVENT_TRACE, targetIfindex: PEER.ifindex, sport: P.be16(0x4242), dport: 0 },
+    events: forwardTraces({ sport: P.be16(0x4242), dport: 0, proto: P.IPPROTO_ICMP }),
   },
   {
     name: 'IPv4 with options is parsed past the options and forwarded',
     input: fromPod(P.ETH_P_IP, P.ipv4({ src: POD.ip4, dst: PEER.ip4, proto: P.IPPROTO_UDP, options: Buffer.from([1, 1, 1, 0]) }, P.udp(POD.ip4, PEER.ip4, 1000, 2000, Buffer.from('x')))),
     verdict: TC_ACT_REDIRECT,
-    event: { type: TndEventType.TND_EVENT_TRACE, sport: P.be16(1000), dport: P.be16(2000) },
+    events: forwardTraces({ sport: P.be16(1000), dport: P.be16(2000) }),
   },
   {
     name: 'IPv4 to an unknown destination is dropped',
@@ -602,6 +663,18 @@ describe('lxc.o from_container: forwarding and drops', () => {
   for (const c of forwardCases) it(c.name, () => runCase(c));
 });
 
+describe('lxc.o from_container: TTL decrement', () => {
+  it('keeps the IPv4 header checksum right for every TTL from 2 to 255 (the incremental update carries for some)', () => {
+    using dp = new Datapath();
+    for (let ttl = 2; ttl <= 255; ttl++) {
+      const r = dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_ACK, { ttl })));
+      assert.equal(r.retval, TC_ACT_REDIRECT, `TTL ${ttl}`);
+      assert.equal(r.data[14 + 8], ttl - 1, `TTL ${ttl} decremented`);
+      assert.ok(P.ipv4ChecksumOk(ipv4Header(r.data)), `IPv4 header checksum after TTL ${ttl}`);
+    }
+  });
+});
+
 describe('lxc.o to_container', () => {
   for (const c of toContainerCases) it(c.name, () => runCase(c));
 });
@@ -617,131 +690,181 @@ const tuple4 = (src: Buffer, dst: Buffer, sport: number, dport: number, proto = 
   family: TndFamily.TND_AF_INET,
 });
 
+/** From PEER, on its veth: PEER's packets leave through its own from_container. */
+const fromPeer = (type: number, payload: Buffer) => P.eth(PEER.routerMac, PEER.mac, type, payload);
+
+const { TND_OBS_FROM_ENDPOINT: FROM, TND_OBS_TO_ENDPOINT: TO } = TndObsPoint;
+const { TND_CT_EGRESS: EGRESS, TND_CT_INGRESS: INGRESS } = TndCtDir;
+/** [where, about whom, CT state] of each event of a run. */
+const traces = (r: RunResult) => r.events.map((e) => [e.obsPoint, e.endpointId, e.ctState]);
+
 describe('lxc.o connection tracking', () => {
-  it('a SYN leaving the pod creates an egress entry; the SYN-ACK entering it is found as the reply', () => {
+  it('a SYN from POD to PEER creates POD\'s egress entry and PEER\'s ingress entry; PEER\'s SYN-ACK finds both as replies', () => {
     using dp = new Datapath();
     const syn = fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN));
     assert.equal(dp.run('from_container', syn).retval, TC_ACT_REDIRECT);
     const key = tuple4(POD.ip4, PEER.ip4, 40000, 80);
-    let e = dp.ct(key, TndCtDir.TND_CT_EGRESS);
-    assert.ok(e, 'entry (pod -> peer, egress) exists');
-    assert.equal(e.state, TndCtState.TND_CT_NEW);
-    assert.equal(e.packetsFwd, 1n);
-    assert.equal(e.bytesFwd, BigInt(syn.length));
-    assert.equal(e.packetsRev, 0n);
-    assert.equal(e.tcpFlagsFwd, P.TCP_SYN);
-    assert.equal(e.endpointId, POD.id);
-    assert.ok(e.expiresNs > e.createdNs, 'expiry after creation');
+    for (const [dir, owner] of [[EGRESS, POD.id], [INGRESS, PEER.id]] as const) {
+      const e = dp.ct(key, dir);
+      assert.ok(e, `entry (pod -> peer, dir ${dir}) exists`);
+      assert.equal(e.state, TndCtState.TND_CT_NEW);
+      assert.equal(e.packetsFwd, 1n);
+      assert.equal(e.bytesFwd, BigInt(syn.length));
+      assert.equal(e.packetsRev, 0n);
+      assert.equal(e.tcpFlagsFwd, P.TCP_SYN);
+      assert.equal(e.endpointId, owner);
+      assert.ok(e.expiresNs > e.createdNs, 'expiry after creation');
+    }
+    assert.equal(dp.ctCount(), 2);
 
-    const synAck = toPod(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, P.TCP_SYN | P.TCP_ACK, { sport: 80, dport: 40000 }));
-    const r = dp.run('to_container', synAck);
-    assert.equal(r.retval, TC_ACT_OK);
-    assert.equal(r.events.length, 1, 'the first SYN-ACK is traced');
-    assert.equal(r.events[0]!.ctState, TndCtState.TND_CT_ESTABLISHED);
-    e = dp.ct(key, TndCtDir.TND_CT_EGRESS)!;
-    assert.equal(e.state, TndCtState.TND_CT_ESTABLISHED);
-    assert.equal(e.packetsRev, 1n);
-    assert.equal(e.bytesRev, BigInt(synAck.length));
-    assert.equal(e.tcpFlagsRev, P.TCP_SYN | P.TCP_ACK);
-    assert.equal(dp.ctCount(), 1, 'the reply made no entry of its own');
+    const synAck = fromPeer(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, P.TCP_SYN | P.TCP_ACK, { sport: 80, dport: 40000 }));
+    const r = dp.run('peer_from_container', synAck);
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    const est = TndCtState.TND_CT_ESTABLISHED;
+    assert.deepEqual(traces(r), [[FROM, PEER.id, est], [TO, POD.id, est]], 'the first SYN-ACK is traced on both sides');
+    for (const dir of [EGRESS, INGRESS]) {
+      const e = dp.ct(key, dir)!;
+      assert.equal(e.state, est);
+      assert.equal(e.packetsRev, 1n);
+      assert.equal(e.bytesRev, BigInt(synAck.length));
+      assert.equal(e.tcpFlagsRev, P.TCP_SYN | P.TCP_ACK);
+    }
+    assert.equal(dp.ctCount(), 2, 'the reply made no entries of its own');
   });
 
-  it('a connection entering the pod is keyed ingress, and its reply leaving the pod finds it', () => {
+  it('a connection entering the pod through to_container (from the node\'s stack) is keyed ingress, and the pod\'s reply finds it', () => {
     using dp = new Datapath();
     dp.run('to_container', toPod(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, P.TCP_SYN, { sport: 5555, dport: 8080 })));
     const key = tuple4(PEER.ip4, POD.ip4, 5555, 8080);
-    assert.equal(dp.ct(key, TndCtDir.TND_CT_INGRESS)?.state, TndCtState.TND_CT_NEW);
+    assert.equal(dp.ct(key, INGRESS)?.state, TndCtState.TND_CT_NEW);
+    assert.equal(dp.ct(key, INGRESS)?.endpointId, POD.id);
     const r = dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN | P.TCP_ACK, { sport: 8080, dport: 5555 })));
     assert.equal(r.retval, TC_ACT_REDIRECT);
-    const e = dp.ct(key, TndCtDir.TND_CT_INGRESS)!;
+    const e = dp.ct(key, INGRESS)!;
     assert.equal(e.state, TndCtState.TND_CT_ESTABLISHED);
     assert.equal(e.packetsFwd, 1n);
     assert.equal(e.packetsRev, 1n);
-    assert.equal(dp.ctCount(), 1);
+    // PEER never saw the SYN: its side starts with the SYN-ACK.
+    assert.equal(dp.ct(tuple4(POD.ip4, PEER.ip4, 8080, 5555), INGRESS)?.endpointId, PEER.id);
+    assert.equal(dp.ctCount(), 2);
   });
 
-  it('established traffic is traced only when a TCP flag is new in its direction', () => {
+  it('established traffic is traced only when a TCP flag is new in its direction, on each side', () => {
     using dp = new Datapath();
     const out = (flags: number) => dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, flags)));
-    const back = (flags: number) => dp.run('to_container', toPod(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, flags, { sport: 80, dport: 40000 })));
-    assert.equal(out(P.TCP_SYN).events.length, 1, 'SYN: entry created');
-    assert.equal(back(P.TCP_SYN | P.TCP_ACK).events.length, 1, 'SYN-ACK: new flags in reply direction');
-    assert.equal(out(P.TCP_ACK).events.length, 1, 'ACK: new flag forward');
+    const back = (flags: number) => dp.run('peer_from_container', fromPeer(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, flags, { sport: 80, dport: 40000 })));
+    assert.equal(out(P.TCP_SYN).events.length, 2, 'SYN: entries created');
+    assert.equal(back(P.TCP_SYN | P.TCP_ACK).events.length, 2, 'SYN-ACK: new flags in reply direction');
+    assert.equal(out(P.TCP_ACK).events.length, 2, 'ACK: new flag forward');
     assert.equal(out(P.TCP_ACK).events.length, 0, 'second ACK: nothing new');
     assert.equal(out(P.TCP_ACK).events.length, 0, 'third ACK: nothing new');
     assert.equal(back(P.TCP_ACK).events.length, 0, 'ACK back: already seen in that direction');
-    assert.equal(out(P.TCP_ACK | P.TCP_PSH).events.length, 1, 'PSH: new flag forward');
+    assert.equal(out(P.TCP_ACK | P.TCP_PSH).events.length, 2, 'PSH: new flag forward');
     assert.equal(out(P.TCP_ACK | P.TCP_PSH).events.length, 0, 'PSH again: nothing new');
-    const e = dp.ct(tuple4(POD.ip4, PEER.ip4, 40000, 80), TndCtDir.TND_CT_EGRESS)!;
-    assert.equal(e.packetsFwd, 6n);
-    assert.equal(e.packetsRev, 2n);
+    for (const dir of [EGRESS, INGRESS]) {
+      const e = dp.ct(tuple4(POD.ip4, PEER.ip4, 40000, 80), dir)!;
+      assert.equal(e.packetsFwd, 6n);
+      assert.equal(e.packetsRev, 2n);
+    }
   });
 
-  it('with TND_LXC_TRACE_ALL every packet is traced', () => {
+  it('with TND_LXC_TRACE_ALL every packet leaving the pod is traced; entering PEER follows PEER\'s aggregation', () => {
     using dp = new Datapath(ALL | TndLxcFlags.TND_LXC_TRACE_ALL);
     const pkt = fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_ACK));
-    for (let i = 0; i < 3; i++) assert.equal(dp.run('from_container', pkt).events.length, 1, `packet ${i + 1}`);
+    assert.deepEqual(traces(dp.run('from_container', pkt)), [[FROM, POD.id, 0], [TO, PEER.id, 0]], 'packet 1');
+    for (let i = 2; i <= 3; i++) assert.deepEqual(traces(dp.run('from_container', pkt)), [[FROM, POD.id, 0]], `packet ${i}`);
   });
 
-  it('FIN in both directions closes the entry; RST closes it at once', () => {
+  it('with TND_ENDPOINT_TRACE_ALL on PEER\'s tnd_endpoints entry every packet entering PEER is traced', () => {
+    using dp = new Datapath(ALL, TndEndpointFlags.TND_ENDPOINT_TRACE_ALL);
+    const pkt = fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_ACK));
+    assert.deepEqual(traces(dp.run('from_container', pkt)), [[FROM, POD.id, 0], [TO, PEER.id, 0]], 'packet 1');
+    for (let i = 2; i <= 3; i++) assert.deepEqual(traces(dp.run('from_container', pkt)), [[TO, PEER.id, 0]], `packet ${i}`);
+  });
+
+  it('FIN in both directions closes both entries; RST closes them at once', () => {
     using dp = new Datapath();
     const key = tuple4(POD.ip4, PEER.ip4, 40000, 80);
     const out = (flags: number) => dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, flags)));
-    const back = (flags: number) => dp.run('to_container', toPod(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, flags, { sport: 80, dport: 40000 })));
+    const back = (flags: number, dport = 40000) => dp.run('peer_from_container', fromPeer(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, flags, { sport: 80, dport })));
     out(P.TCP_SYN);
     back(P.TCP_SYN | P.TCP_ACK);
     out(P.TCP_FIN | P.TCP_ACK);
-    const closing = dp.ct(key, TndCtDir.TND_CT_EGRESS)!;
-    assert.equal(closing.state, TndCtState.TND_CT_CLOSING);
-    assert.ok(closing.expiresNs - closing.lastSeenNs <= 10_000_000_000n, 'closing times out within 10 s');
+    for (const dir of [EGRESS, INGRESS]) {
+      const closing = dp.ct(key, dir)!;
+      assert.equal(closing.state, TndCtState.TND_CT_CLOSING);
+      assert.ok(closing.expiresNs - closing.lastSeenNs <= 10_000_000_000n, 'closing times out within 10 s');
+    }
     back(P.TCP_FIN | P.TCP_ACK);
-    assert.equal(dp.ct(key, TndCtDir.TND_CT_EGRESS)!.state, TndCtState.TND_CT_CLOSED);
+    for (const dir of [EGRESS, INGRESS]) assert.equal(dp.ct(key, dir)!.state, TndCtState.TND_CT_CLOSED);
 
     const key2 = tuple4(POD.ip4, PEER.ip4, 40001, 80);
     dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN, { sport: 40001 })));
-    dp.run('to_container', toPod(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, P.TCP_RST | P.TCP_ACK, { sport: 80, dport: 40001 })));
-    assert.equal(dp.ct(key2, TndCtDir.TND_CT_EGRESS)!.state, TndCtState.TND_CT_CLOSED);
+    back(P.TCP_RST | P.TCP_ACK, 40001);
+    for (const dir of [EGRESS, INGRESS]) assert.equal(dp.ct(key2, dir)!.state, TndCtState.TND_CT_CLOSED);
 
-    // A new SYN on the closed tuple starts a new connection.
+    // A new SYN on the closed tuple starts a new connection on both sides.
     out(P.TCP_SYN);
-    const fresh = dp.ct(key, TndCtDir.TND_CT_EGRESS)!;
-    assert.equal(fresh.state, TndCtState.TND_CT_NEW);
-    assert.equal(fresh.packetsFwd, 1n);
+    for (const dir of [EGRESS, INGRESS]) {
+      const fresh = dp.ct(key, dir)!;
+      assert.equal(fresh.state, TndCtState.TND_CT_NEW);
+      assert.equal(fresh.packetsFwd, 1n);
+    }
   });
 
   it('an established TCP entry lives for hours, a UDP entry for a minute', () => {
     using dp = new Datapath();
     dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN)));
-    dp.run('to_container', toPod(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, P.TCP_SYN | P.TCP_ACK, { sport: 80, dport: 40000 })));
-    const t = dp.ct(tuple4(POD.ip4, PEER.ip4, 40000, 80), TndCtDir.TND_CT_EGRESS)!;
-    assert.equal(t.expiresNs - t.lastSeenNs, 6n * 3600n * 1_000_000_000n);
+    dp.run('peer_from_container', fromPeer(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, P.TCP_SYN | P.TCP_ACK, { sport: 80, dport: 40000 })));
+    for (const dir of [EGRESS, INGRESS]) {
+      const t = dp.ct(tuple4(POD.ip4, PEER.ip4, 40000, 80), dir)!;
+      assert.equal(t.expiresNs - t.lastSeenNs, 6n * 3600n * 1_000_000_000n);
+    }
     dp.run('from_container', fromPod(P.ETH_P_IP, P.ipv4({ src: POD.ip4, dst: PEER.ip4, proto: P.IPPROTO_UDP }, P.udp(POD.ip4, PEER.ip4, 7000, 53, Buffer.from('q')))));
-    const u = dp.ct(tuple4(POD.ip4, PEER.ip4, 7000, 53, P.IPPROTO_UDP), TndCtDir.TND_CT_EGRESS)!;
+    const u = dp.ct(tuple4(POD.ip4, PEER.ip4, 7000, 53, P.IPPROTO_UDP), EGRESS)!;
     assert.equal(u.expiresNs - u.lastSeenNs, 60n * 1_000_000_000n);
   });
 
-  it('an echo request and its reply share one entry (identifier as port); the reply is traced as the state change', () => {
+  it('established packets leave last_seen and expiry alone within a second; counters still count', () => {
     using dp = new Datapath();
-    assert.equal(dp.run('from_container', fromPod(P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4))).events.length, 1);
-    const reply = dp.run('to_container', toPod(P.ETH_P_IP, echo4(0, PEER.ip4, POD.ip4)));
-    assert.equal(reply.events.length, 1, 'NEW -> ESTABLISHED is traced');
-    assert.equal(reply.events[0]!.ctState, TndCtState.TND_CT_ESTABLISHED);
+    const key = tuple4(POD.ip4, PEER.ip4, 40000, 80);
+    dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN)));
+    dp.run('peer_from_container', fromPeer(P.ETH_P_IP, tcp4(PEER.ip4, POD.ip4, P.TCP_SYN | P.TCP_ACK, { sport: 80, dport: 40000 })));
+    const before = dp.ct(key, EGRESS)!;
+    for (let i = 0; i < 5; i++) dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_ACK)));
+    const after = dp.ct(key, EGRESS)!;
+    assert.equal(after.packetsFwd, before.packetsFwd + 5n);
+    // The run takes far less than the one-second update interval.
+    assert.equal(after.lastSeenNs, before.lastSeenNs);
+    assert.equal(after.expiresNs, before.expiresNs);
+  });
+
+  it('an echo request and its reply share one entry per side (identifier as port); the reply is traced as the state change', () => {
+    using dp = new Datapath();
+    assert.equal(dp.run('from_container', fromPod(P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4))).events.length, 2);
+    const reply = dp.run('peer_from_container', fromPeer(P.ETH_P_IP, echo4(0, PEER.ip4, POD.ip4)));
+    const est = TndCtState.TND_CT_ESTABLISHED;
+    assert.deepEqual(traces(reply), [[FROM, PEER.id, est], [TO, POD.id, est]], 'NEW -> ESTABLISHED is traced');
     assert.equal(dp.run('from_container', fromPod(P.ETH_P_IP, echo4(8, POD.ip4, PEER.ip4))).events.length, 0, 'second request: aggregated');
-    const e = dp.ct(tuple4(POD.ip4, PEER.ip4, 0x4242, 0, P.IPPROTO_ICMP), TndCtDir.TND_CT_EGRESS)!;
-    assert.ok(e, 'entry keyed by the echo identifier');
-    assert.equal(e.packetsFwd, 2n);
-    assert.equal(e.packetsRev, 1n);
-    assert.equal(e.state, TndCtState.TND_CT_ESTABLISHED);
-    assert.equal(dp.ctCount(), 1);
+    for (const dir of [EGRESS, INGRESS]) {
+      const e = dp.ct(tuple4(POD.ip4, PEER.ip4, 0x4242, 0, P.IPPROTO_ICMP), dir)!;
+      assert.ok(e, 'entry keyed by the echo identifier');
+      assert.equal(e.packetsFwd, 2n);
+      assert.equal(e.packetsRev, 1n);
+      assert.equal(e.state, est);
+    }
+    assert.equal(dp.ctCount(), 2);
   });
 
   it('IPv6 connections are tracked like IPv4 ones', () => {
     using dp = new Datapath();
     dp.run('from_container', fromPod(P.ETH_P_IPV6, tcp6(POD.ip6, PEER.ip6, P.TCP_SYN)));
-    dp.run('to_container', toPod(P.ETH_P_IPV6, tcp6(PEER.ip6, POD.ip6, P.TCP_SYN | P.TCP_ACK, { sport: 80, dport: 40000 })));
-    const e = dp.ct({ saddr: POD.ip6, daddr: PEER.ip6, sport: P.be16(40000), dport: P.be16(80), proto: P.IPPROTO_TCP, family: TndFamily.TND_AF_INET6 }, TndCtDir.TND_CT_EGRESS)!;
-    assert.equal(e.state, TndCtState.TND_CT_ESTABLISHED);
-    assert.equal(e.packetsRev, 1n);
+    dp.run('peer_from_container', fromPeer(P.ETH_P_IPV6, tcp6(PEER.ip6, POD.ip6, P.TCP_SYN | P.TCP_ACK, { sport: 80, dport: 40000 })));
+    for (const dir of [EGRESS, INGRESS]) {
+      const e = dp.ct({ saddr: POD.ip6, daddr: PEER.ip6, sport: P.be16(40000), dport: P.be16(80), proto: P.IPPROTO_TCP, family: TndFamily.TND_AF_INET6 }, dir)!;
+      assert.equal(e.state, TndCtState.TND_CT_ESTABLISHED);
+      assert.equal(e.packetsRev, 1n);
+    }
   });
 });
 
@@ -753,6 +876,7 @@ describe('lxc.o metrics', () => {
     dp.run('from_container', pkt);
     dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, OUTSIDE4, P.TCP_SYN)));
     assert.deepEqual(dp.metric(TndMetricsSlot.TND_METRIC_FORWARDED), { packets: 2n, bytes: BigInt(2 * pkt.length) });
+    assert.deepEqual(dp.metric(TndMetricsSlot.TND_METRIC_DELIVERED), { packets: 2n, bytes: BigInt(2 * pkt.length) }, 'delivered on PEER\'s behalf');
     assert.equal(dp.metric(TndDropReason.DROP_UNKNOWN_DEST).packets, 1n);
     assert.equal(dp.metric(TndDropReason.DROP_INVALID_SOURCE).packets, 0n);
   });

@@ -478,6 +478,17 @@ export const tndDropReasonNames: Record<number, string> = {
   145: 'DROP_FAMILY_DISABLED',
 };
 
+/** enum tnd_endpoint_flags. */
+export const TndEndpointFlags = {
+  TND_ENDPOINT_TRACE_ALL: 1,
+} as const;
+export type TndEndpointFlags = (typeof TndEndpointFlags)[keyof typeof TndEndpointFlags];
+
+/** Value -> name of enum tnd_endpoint_flags (the first name for a shared value). */
+export const tndEndpointFlagsNames: Record<number, string> = {
+  1: 'TND_ENDPOINT_TRACE_ALL',
+};
+
 /** enum tnd_event_type. */
 export const TndEventType = {
   TND_EVENT_TRACE: 1,
