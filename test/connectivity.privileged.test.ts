@@ -198,3 +198,24 @@ describe('single-node connectivity', () => {
     assert.match(get.stderr, new RegExp(`endpoint ${b.id} does not exist`));
   });
 });
+
+describe('agent --trace-all', () => {
+  test('traces every packet, not one per flow and second', async () => {
+    await using topo = Topology.create();
+    const node = await topo.addNode({ agentArgs: ['--trace-all'] });
+    const a = await topo.addPod(node, 'pod-a');
+    const b = await topo.addPod(node, 'pod-b');
+    const mon = topo.spawnIn(node.netnsPath, [process.execPath, join(REPO, 'bin', 'tendril'), '--socket', node.socket, 'monitor', '--type', 'trace', '-o', 'json']);
+    let out = '';
+    mon.stdout!.on('data', (d) => (out += d));
+    await sleep(300);
+    await must(['ping', '-c', '4', '-i', '0.1', '-W', '2', b.ipv4], { netns: a.netnsPath });
+    await sleep(500);
+    mon.kill('SIGTERM');
+    const events = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const requests = events.filter((e) => e.source === a.ipv4 && e.destination === b.ipv4);
+    const count = (point: string) => requests.filter((e) => e.observationPoint === point).length;
+    assert.equal(count('from-endpoint'), 4, `one from-endpoint trace per echo request:\n${out}`);
+    assert.equal(count('to-endpoint'), 4, `one to-endpoint trace per echo request:\n${out}`);
+  });
+});

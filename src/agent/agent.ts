@@ -21,6 +21,8 @@ export interface AgentOptions {
   bpffs: string;
   podCidr4: string;
   podCidr6: string;
+  /** A trace event for every packet instead of one per flow and second (costly; for debugging). */
+  traceAll?: boolean;
 }
 
 export const VERSION = '0.1.0';
@@ -42,7 +44,7 @@ export class Agent {
   static async start(options: AgentOptions, log: (line: string) => void): Promise<Agent> {
     const paths = new PinPaths(options.bpffs, options.node);
     const maps = NodeMaps.open(paths);
-    const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir);
+    const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir, { traceAll: options.traceAll });
     const agent = new Agent(options, maps, endpoints);
     try {
       const report = await endpoints.restore();

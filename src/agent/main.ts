@@ -9,7 +9,7 @@ import { TendrilError } from '../common/errors.js';
 import { DEFAULT_SOCKET } from '../api/client.js';
 
 const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PATH] [--bpffs DIR]
-                     [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64]`;
+                     [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);
@@ -27,6 +27,7 @@ async function main(): Promise<void> {
         bpffs: { type: 'string', default: '/sys/fs/bpf' },
         'pod-cidr': { type: 'string', default: '10.200.0.0/24' },
         'pod-cidr6': { type: 'string', default: 'fd10:200::/64' },
+        'trace-all': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
       bpffs: values.bpffs,
       podCidr4: values['pod-cidr'],
       podCidr6: values['pod-cidr6'],
+      traceAll: values['trace-all'],
     },
     log,
   );

@@ -8,7 +8,7 @@ import { TendrilError, conflict, notFound } from '../common/errors.js';
 import { parseIP, formatMac, parseMac } from '../common/ip.js';
 import { normalizeLabels, type Labels } from '../common/labels.js';
 import { Mutex } from '../common/mutex.js';
-import type { TndEndpointKey } from '../bpf/generated/wire.js';
+import { TndEndpointFlags, type TndEndpointKey } from '../bpf/generated/wire.js';
 import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
 import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, loadEndpointPrograms } from '../datapath/endpoint-programs.js';
@@ -47,6 +47,7 @@ export class EndpointManager {
     readonly maps: NodeMaps,
     readonly ranges: PodRanges,
     stateDir: string,
+    readonly options: { traceAll?: boolean } = {},
   ) {
     this.store = new StateFile(stateDir, 'endpoints.json');
     this.ipam = new Ipam(ranges);
@@ -187,7 +188,7 @@ export class EndpointManager {
       ifindex: ep.ifindex,
       identity: ep.identity,
       endpointId: ep.id,
-      flags: 0,
+      flags: this.options.traceAll ? TndEndpointFlags.TND_ENDPOINT_TRACE_ALL : 0,
       mac: Buffer.from(parseMac(ep.podMac)),
       routerMac: Buffer.from(parseMac(ep.hostMac)),
     };
@@ -211,6 +212,7 @@ export class EndpointManager {
       ipv6: ep.ipv6,
       routerIPv4: this.routerIPv4,
       routerIPv6: this.routerIPv6,
+      traceAll: this.options.traceAll,
     };
   }
 

@@ -101,6 +101,7 @@ export class Node {
     readonly name: string,
     readonly podCidr4: string,
     readonly podCidr6: string,
+    readonly extraArgs: string[] = [],
   ) {
     this.netnsPath = `/run/netns/${name}`;
     this.socket = join(topo.dir, `${name}.sock`);
@@ -109,7 +110,7 @@ export class Node {
   }
 
   agentArgs(): string[] {
-    return ['--node', this.name, '--bpffs', this.topo.bpffs, '--state-dir', this.stateDir, '--socket', this.socket, '--pod-cidr', this.podCidr4, '--pod-cidr6', this.podCidr6];
+    return ['--node', this.name, '--bpffs', this.topo.bpffs, '--state-dir', this.stateDir, '--socket', this.socket, '--pod-cidr', this.podCidr4, '--pod-cidr6', this.podCidr6, ...this.extraArgs];
   }
 
   async startAgent(): Promise<Agent> {
@@ -169,10 +170,10 @@ export class Topology implements AsyncDisposable {
   }
 
   /** A node netns with its agent running. */
-  async addNode(options: { podCidr4?: string; podCidr6?: string; start?: boolean } = {}): Promise<Node> {
+  async addNode(options: { podCidr4?: string; podCidr6?: string; start?: boolean; agentArgs?: string[] } = {}): Promise<Node> {
     const n = ++this.nodeCount;
     const name = await this.addNamespace(`node${n}`);
-    const node = new Node(this, name, options.podCidr4 ?? `10.200.${n}.0/24`, options.podCidr6 ?? `fd10:200:0:${n}::/64`);
+    const node = new Node(this, name, options.podCidr4 ?? `10.200.${n}.0/24`, options.podCidr6 ?? `fd10:200:0:${n}::/64`, options.agentArgs);
     if (options.start !== false) await node.startAgent();
     return node;
   }
