@@ -4,7 +4,8 @@
  * it holds rather than bytes.
  */
 import { notFound, invalid } from '../common/errors.js';
-import { formatIP, formatMac } from '../common/ip.js';
+import { formatMac } from '../common/ip.js';
+import { formatKeyAddress as addr, ntohs, protocolName } from '../common/wire-values.js';
 import type { BpfMap } from '../bpf/index.js';
 import { tndCtStateNames } from '../bpf/generated/wire.js';
 import { NODE_MAPS, type NodeMaps } from './node-maps.js';
@@ -55,13 +56,6 @@ export function listMaps(maps: NodeMaps): MapSummary[] {
   });
 }
 
-function addr(bytes: Buffer, family: number): string {
-  return formatIP(bytes.subarray(0, family === 2 ? 4 : 16));
-}
-
-const ntohs = (n: number) => ((n & 0xff) << 8) | (n >> 8);
-const PROTO: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
-
 export function dumpMap(maps: NodeMaps, name: string): Array<Record<string, unknown>> {
   const map = maps.get(name);
   if (!map) throw notFound(`map "${name}" does not exist; maps: ${NODE_MAPS.join(', ')}`);
@@ -76,7 +70,7 @@ export function dumpMap(maps: NodeMaps, name: string): Array<Record<string, unkn
     for (const [k, v] of maps.conntrack.entries()) {
       rows.push({
         direction: k.dir === 0 ? 'egress' : 'ingress',
-        protocol: PROTO[k.proto] ?? k.proto,
+        protocol: protocolName(k.proto),
         source: addr(k.saddr, k.family),
         sourcePort: ntohs(k.sport),
         destination: addr(k.daddr, k.family),

@@ -3,7 +3,7 @@
  * tnd_event) decoded into names and addresses, and printed one per line.
  */
 import { TndEvent, tndDropReasonNames, tndObsPointNames, tndCtStateNames } from '../bpf/generated/wire.js';
-import { formatIP } from '../common/ip.js';
+import { formatKeyAddress, ntohs, protocolName } from '../common/wire-values.js';
 
 export type EventType = 'trace' | 'drop';
 
@@ -27,7 +27,6 @@ export interface MonitorEvent {
   ctState?: string;
 }
 
-const PROTOCOLS: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6', 132: 'SCTP' };
 const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'];
 
 /** "DROP_UNKNOWN_DEST" -> "unknown dest", "TND_OBS_FROM_ENDPOINT" -> "from-endpoint". */
@@ -60,11 +59,10 @@ export function decodeEvent(data: Buffer, bootOffsetMs: number): MonitorEvent {
   }
   if (raw.targetIfindex) ev.targetIfindex = raw.targetIfindex;
   if (raw.family === 2 || raw.family === 10) {
-    const size = raw.family === 2 ? 4 : 16;
     ev.family = raw.family === 2 ? 'ipv4' : 'ipv6';
-    ev.protocol = PROTOCOLS[raw.proto] ?? String(raw.proto);
-    ev.source = formatIP(raw.saddr.subarray(0, size));
-    ev.destination = formatIP(raw.daddr.subarray(0, size));
+    ev.protocol = protocolName(raw.proto);
+    ev.source = formatKeyAddress(raw.saddr, raw.family);
+    ev.destination = formatKeyAddress(raw.daddr, raw.family);
     if (raw.proto === 6 || raw.proto === 17 || raw.proto === 132) {
       ev.sourcePort = ntohs(raw.sport);
       ev.destinationPort = ntohs(raw.dport);
@@ -73,10 +71,6 @@ export function decodeEvent(data: Buffer, bootOffsetMs: number): MonitorEvent {
     if (type === 'trace' && (raw.obsPoint === 1 || raw.obsPoint === 2)) ev.ctState = humanize(tndCtStateNames[raw.ctState], /^TND_CT_/, '-');
   }
   return ev;
-}
-
-export function ntohs(n: number): number {
-  return ((n & 0xff) << 8) | (n >> 8);
 }
 
 function endpointText(addr: string | undefined, port: number | undefined): string {
