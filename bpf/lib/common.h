@@ -162,9 +162,8 @@ enum tnd_lxc_flags {
 };
 
 struct tnd_lxc_config {
-	__u32 endpoint_id;
-	__u32 ifindex;              /* unused: the programs read the device they run on
-	                             * from the packet, so they load before it exists */
+	__u32 endpoint_id;          /* no ifindex: the programs read the device they run
+	                             * on from the packet, so they load before it exists */
 	__u32 flags;                /* enum tnd_lxc_flags */
 	__u32 identity;
 	__u8 mac[TND_MAC_LEN];      /* the pod's eth0 */

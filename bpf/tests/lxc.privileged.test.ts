@@ -7,8 +7,8 @@
  *
  * The programs name their device by the packet's ifindex, not by a constant:
  * BPF_PROG_TEST_RUN runs tc programs on the loopback, so events about POD
- * carry ifindex 1 while POD's CONFIG says ifindex 0 (unset, as before its veth
- * exists). PEER's ifindex comes from tnd_endpoints.
+ * carry ifindex 1; CONFIG has no ifindex at all (the programs load before
+ * their veth exists). PEER's ifindex comes from tnd_endpoints.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -179,11 +179,10 @@ class Datapath implements Disposable {
   }
 }
 
-/** An endpoint's CONFIG; ifindex stays 0: the programs must not need it. */
+/** An endpoint's CONFIG. */
 function lxcConfig(ep: Endpoint, flags: number): Buffer {
   return TndLxcConfig.encode({
     endpointId: ep.id,
-    ifindex: 0,
     flags,
     identity: 0,
     mac: ep.mac,

@@ -32,7 +32,6 @@ export function endpointConfig(spec: EndpointDatapathSpec): TndLxcConfig {
   if (spec.traceAll) flags |= TndLxcFlags.TND_LXC_TRACE_ALL;
   return {
     endpointId: spec.id,
-    ifindex: spec.ifindex,
     flags,
     identity: spec.identity,
     mac: Buffer.from(parseMac(spec.podMac)),

@@ -64,7 +64,6 @@ export class NodeMaps implements Disposable {
 export function defaultConfig(): TndLxcConfig {
   return {
     endpointId: 0,
-    ifindex: 0,
     flags: 0,
     identity: 0,
     mac: Buffer.alloc(6),

@@ -149,22 +149,24 @@ export class EndpointManager {
       createdAt: new Date().toISOString(),
     };
     const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };
+    // Child processes (ip) build the links while this process loads and
+    // verifies the programs, which need no device. The host side comes up
+    // last, so the pod's first packet finds programs and map entries in place.
+    const veth = createVeth(spec);
+    let addressing: Promise<void> | undefined;
     try {
-      await createVeth(spec);
+      using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
+      await veth;
       ep.ifindex = ifNameToIndex(ep.hostIfname);
-      // The pod side is addressed by a child process while this one loads and
-      // attaches the programs; the host side comes up only after both, so the
-      // pod's first packet finds its programs and map entries in place.
-      const addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
+      addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
       addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
-      {
-        using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
-        attachEndpointPrograms(ep.ifindex, programs);
-      }
+      attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       await addressing;
       await setLinkUp(ep.hostIfname);
     } catch (err) {
+      // Let the link commands settle before removing what they made.
+      await Promise.allSettled([veth, addressing]);
       await this.teardown(ep).catch(() => undefined);
       this.ipam.release(String(id));
       throw err;

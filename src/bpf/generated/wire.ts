@@ -309,68 +309,64 @@ function readTndEvent(b: Buffer, o: number): TndEvent {
   };
 }
 
-/** struct tnd_lxc_config: 68 bytes. */
+/** struct tnd_lxc_config: 64 bytes. */
 export interface TndLxcConfig {
   /** __u32 endpoint_id at 0 */
   endpointId: number;
-  /** __u32 ifindex at 4 */
-  ifindex: number;
-  /** __u32 flags at 8 */
+  /** __u32 flags at 4 */
   flags: number;
-  /** __u32 identity at 12 */
+  /** __u32 identity at 8 */
   identity: number;
-  /** __u8[6] mac at 16 */
+  /** __u8[6] mac at 12 */
   mac: Buffer;
-  /** __u8[6] router_mac at 22 */
+  /** __u8[6] router_mac at 18 */
   routerMac: Buffer;
-  /** __u8[4] ip4 at 28 */
+  /** __u8[4] ip4 at 24 */
   ip4: Buffer;
-  /** __u8[4] router_ip4 at 32 */
+  /** __u8[4] router_ip4 at 28 */
   routerIp4: Buffer;
-  /** __u8[16] ip6 at 36 */
+  /** __u8[16] ip6 at 32 */
   ip6: Buffer;
-  /** __u8[16] router_ip6 at 52 */
+  /** __u8[16] router_ip6 at 48 */
   routerIp6: Buffer;
 }
 
 export const TndLxcConfig: Codec<TndLxcConfig> = {
-  size: 68,
+  size: 64,
   encode(v: TndLxcConfig): Buffer {
-    const b = Buffer.alloc(68);
+    const b = Buffer.alloc(64);
     writeTndLxcConfig(b, 0, v);
     return b;
   },
   decode(b: Buffer): TndLxcConfig {
-    need(b, 68, 'tnd_lxc_config');
+    need(b, 64, 'tnd_lxc_config');
     return readTndLxcConfig(b, 0);
   },
 };
 
 function writeTndLxcConfig(b: Buffer, o: number, v: TndLxcConfig): void {
   b.writeUInt32LE(v.endpointId, o + 0);
-  b.writeUInt32LE(v.ifindex, o + 4);
-  b.writeUInt32LE(v.flags, o + 8);
-  b.writeUInt32LE(v.identity, o + 12);
-  putBytes(b, o + 16, 6, v.mac, 'tnd_lxc_config.mac');
-  putBytes(b, o + 22, 6, v.routerMac, 'tnd_lxc_config.router_mac');
-  putBytes(b, o + 28, 4, v.ip4, 'tnd_lxc_config.ip4');
-  putBytes(b, o + 32, 4, v.routerIp4, 'tnd_lxc_config.router_ip4');
-  putBytes(b, o + 36, 16, v.ip6, 'tnd_lxc_config.ip6');
-  putBytes(b, o + 52, 16, v.routerIp6, 'tnd_lxc_config.router_ip6');
+  b.writeUInt32LE(v.flags, o + 4);
+  b.writeUInt32LE(v.identity, o + 8);
+  putBytes(b, o + 12, 6, v.mac, 'tnd_lxc_config.mac');
+  putBytes(b, o + 18, 6, v.routerMac, 'tnd_lxc_config.router_mac');
+  putBytes(b, o + 24, 4, v.ip4, 'tnd_lxc_config.ip4');
+  putBytes(b, o + 28, 4, v.routerIp4, 'tnd_lxc_config.router_ip4');
+  putBytes(b, o + 32, 16, v.ip6, 'tnd_lxc_config.ip6');
+  putBytes(b, o + 48, 16, v.routerIp6, 'tnd_lxc_config.router_ip6');
 }
 
 function readTndLxcConfig(b: Buffer, o: number): TndLxcConfig {
   return {
     endpointId: b.readUInt32LE(o + 0),
-    ifindex: b.readUInt32LE(o + 4),
-    flags: b.readUInt32LE(o + 8),
-    identity: b.readUInt32LE(o + 12),
-    mac: Buffer.from(b.subarray(o + 16, o + 16 + 6)),
-    routerMac: Buffer.from(b.subarray(o + 22, o + 22 + 6)),
-    ip4: Buffer.from(b.subarray(o + 28, o + 28 + 4)),
-    routerIp4: Buffer.from(b.subarray(o + 32, o + 32 + 4)),
-    ip6: Buffer.from(b.subarray(o + 36, o + 36 + 16)),
-    routerIp6: Buffer.from(b.subarray(o + 52, o + 52 + 16)),
+    flags: b.readUInt32LE(o + 4),
+    identity: b.readUInt32LE(o + 8),
+    mac: Buffer.from(b.subarray(o + 12, o + 12 + 6)),
+    routerMac: Buffer.from(b.subarray(o + 18, o + 18 + 6)),
+    ip4: Buffer.from(b.subarray(o + 24, o + 24 + 4)),
+    routerIp4: Buffer.from(b.subarray(o + 28, o + 28 + 4)),
+    ip6: Buffer.from(b.subarray(o + 32, o + 32 + 16)),
+    routerIp6: Buffer.from(b.subarray(o + 48, o + 48 + 16)),
   };
 }
 
