@@ -47,9 +47,8 @@ describe('generated codecs', () => {
   });
 
   it('TndLxcConfig round-trips every field', () => {
-    const cfg = {
+    const cfg: TndLxcConfig = {
       endpointId: 7,
-      ifindex: 12,
       flags: 3,
       identity: 4242,
       mac: Buffer.from('0a0000000007', 'hex'),
