@@ -8,7 +8,7 @@ import type { Endpoint } from '../endpoint/endpoint.js';
 import type { MonitorEvent } from '../monitor/event.js';
 import type { MapSummary } from '../datapath/map-views.js';
 import type { AddEndpointBody } from './schemas.js';
-import type { AgentStatus } from './types.js';
+import type { AgentStatus, IdentityView, PolicyDeleteResult, PolicyDetail, PolicyImportResult, PolicySummaryView, PolicyTraceResult } from './types.js';
 
 export const DEFAULT_SOCKET = '/run/tendril/agent.sock';
 
@@ -41,6 +41,38 @@ export class ApiClient {
 
   dumpMap(name: string): Promise<Array<Record<string, unknown>>> {
     return this.call('GET', `/v1/maps/${encodeURIComponent(name)}`);
+  }
+
+  importPolicies(files: Array<{ file: string; text: string }>): Promise<PolicyImportResult> {
+    return this.call('POST', '/v1/policies', { files });
+  }
+
+  listPolicies(): Promise<PolicySummaryView[]> {
+    return this.call('GET', '/v1/policies');
+  }
+
+  getPolicy(name: string): Promise<PolicyDetail> {
+    return this.call('GET', `/v1/policies/${encodeURIComponent(name)}`);
+  }
+
+  deletePolicy(name: string): Promise<PolicyDeleteResult> {
+    return this.call('DELETE', `/v1/policies/${encodeURIComponent(name)}`);
+  }
+
+  deleteAllPolicies(): Promise<PolicyDeleteResult> {
+    return this.call('DELETE', '/v1/policies');
+  }
+
+  tracePolicy(query: { src: string; dst: string; dport: string }): Promise<PolicyTraceResult> {
+    return this.call('POST', '/v1/policy-trace', query);
+  }
+
+  listIdentities(): Promise<IdentityView[]> {
+    return this.call('GET', '/v1/identities');
+  }
+
+  getIdentity(id: number | string): Promise<IdentityView> {
+    return this.call('GET', `/v1/identities/${encodeURIComponent(String(id))}`);
   }
 
   /** Streams events until `signal` aborts or the agent goes away. */

@@ -34,7 +34,7 @@ export const MonitorQuery = z
     type: z
       .string()
       .transform((s) => s.split(','))
-      .pipe(z.array(z.enum(['drop', 'trace'], { message: 'type must be drop or trace' })))
+      .pipe(z.array(z.enum(['drop', 'trace', 'policy'], { message: 'type must be drop, trace or policy' })))
       .optional(),
     endpoint: EndpointIdParam.optional(),
   })
@@ -42,6 +42,52 @@ export const MonitorQuery = z
 export type MonitorQuery = z.infer<typeof MonitorQuery>;
 
 export const MapNameParam = z.string().regex(/^[a-z0-9_]{1,15}$/, 'a map name is 1-15 lowercase letters, digits or "_"');
+
+export const PolicyImportBody = z
+  .object({
+    files: z
+      .array(
+        z
+          .object({
+            file: z.string().min(1, 'file must name the file').max(4096),
+            text: z.string().max(16 << 20, 'a policy file is at most 16 MiB'),
+          })
+          .strict(),
+      )
+      .min(1, 'files must list at least one file'),
+  })
+  .strict();
+export type PolicyImportBody = z.infer<typeof PolicyImportBody>;
+
+const DNS_LABEL = '[a-z0-9]([-a-z0-9.]*[a-z0-9])?';
+export const PolicyNameParam = z
+  .string()
+  .max(507)
+  .regex(new RegExp(`^${DNS_LABEL}(/${DNS_LABEL})?$`), 'a policy name is "name" or "namespace/name" (lowercase letters, digits, "-", ".")');
+
+/** "80", "80/TCP", "53/udp": a destination port and its protocol (TCP when not given). */
+export const DestinationPort = z
+  .string()
+  .regex(/^\d{1,5}(\/(tcp|udp|sctp))?$/i, 'dport must be PORT or PORT/PROTOCOL, such as 80/TCP or 53/UDP')
+  .transform((text) => {
+    const [port, proto] = text.split('/');
+    return { port: Number(port), protocol: (proto ?? 'tcp').toLowerCase() as 'tcp' | 'udp' | 'sctp' };
+  })
+  .refine((d) => d.port >= 1 && d.port <= 65535, 'dport must be 1-65535');
+
+export const PolicyTraceBody = z
+  .object({
+    src: z.string().min(1, 'src must be labels (k=v,...), an endpoint id or a CIDR'),
+    dst: z.string().min(1, 'dst must be labels (k=v,...) or an endpoint id'),
+    dport: DestinationPort,
+  })
+  .strict();
+export type PolicyTraceBody = z.infer<typeof PolicyTraceBody>;
+
+export const IdentityIdParam = z
+  .string()
+  .regex(/^\d{1,10}$/, 'an identity is a number')
+  .transform(Number);
 
 /** Parses `value` or throws an invalid-argument error naming the field. */
 export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {

@@ -15,3 +15,70 @@ export interface AgentStatus {
   endpoints: number;
   monitor: { eventsReceived: number; subscribers: number };
 }
+
+/** One imported policy as `policy list` shows it. */
+export interface PolicySummaryView {
+  /** "namespace/name", or "name" for a cluster-wide policy. */
+  key: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+  /** Rules (CiliumNetworkPolicy spec/specs entries; 1 for a NetworkPolicy). */
+  rules: number;
+  /** The directions its rules enforce. */
+  directions: Array<'ingress' | 'egress'>;
+}
+
+export interface PolicyImportResult {
+  imported: PolicySummaryView[];
+  /** The repository's revision after the import. */
+  revision: number;
+  /** Endpoints whose policy map was rebuilt. */
+  endpointsUpdated: number;
+}
+
+export interface PolicyDetail extends PolicySummaryView {
+  /** The document as it was imported. */
+  document: unknown;
+}
+
+export interface PolicyDeleteResult {
+  deleted: string[];
+  revision: number;
+}
+
+export interface TraceStep {
+  direction: 'egress' | 'ingress';
+  verdict: 'allow' | 'deny';
+  /** The deciding rule ("policy direction[index]"), absent for a default. */
+  rule?: string;
+  /** Why, in words: "rule ... allows", "no rule selects the destination: default allow", ... */
+  reason: string;
+}
+
+export interface TracePeer {
+  /** What the user asked for (labels, endpoint id, CIDR). */
+  query: string;
+  identity: number;
+  labels: Record<string, string>;
+  endpoint?: number;
+}
+
+export interface PolicyTraceResult {
+  source: TracePeer;
+  destination: TracePeer;
+  port: number;
+  protocol: string;
+  /** The source's egress (absent when the source is outside the cluster: no policy of ours governs it). */
+  egress?: TraceStep;
+  ingress: TraceStep;
+  verdict: 'allow' | 'deny';
+}
+
+export interface IdentityView {
+  id: number;
+  kind: 'reserved' | 'endpoint' | 'cidr';
+  labels: Record<string, string>;
+  /** Local endpoints that carry it. */
+  endpoints: number[];
+}

@@ -6,8 +6,10 @@ import { ApiClient, DEFAULT_SOCKET } from '../api/client.js';
 import { TendrilError } from '../common/errors.js';
 import { UsageError } from './args.js';
 import { endpointCommand } from './commands/endpoint.js';
+import { identityCommand } from './commands/identity.js';
 import { mapCommand } from './commands/map.js';
 import { monitorCommand } from './commands/monitor.js';
+import { policyCommand } from './commands/policy.js';
 import { statusCommand } from './commands/status.js';
 
 const USAGE = `usage: tendril [--socket PATH] COMMAND [-o json]
@@ -15,7 +17,10 @@ commands:
   status                                  agent, datapath, maps, endpoint count
   endpoint add --netns PATH [--labels k=v,...]
   endpoint list | get ID | delete ID
-  monitor [--type drop|trace] [--endpoint ID]
+  policy import FILE... | list | get NAME | delete NAME|--all
+  policy trace --src LABELS|ID|CIDR --dst LABELS|ID --dport PORT[/PROTO]
+  identity list | get ID
+  monitor [--type drop|trace|policy] [--endpoint ID]
   map list | dump NAME
 The socket defaults to $TENDRIL_SOCKET or ${DEFAULT_SOCKET}.`;
 
@@ -24,6 +29,8 @@ const COMMANDS: Record<string, (client: ApiClient, argv: string[]) => Promise<vo
   endpoint: endpointCommand,
   monitor: monitorCommand,
   map: mapCommand,
+  policy: policyCommand,
+  identity: identityCommand,
 };
 
 export async function runCli(argv: string[]): Promise<number> {

@@ -12,7 +12,7 @@ import { TndEndpointFlags, type TndEndpointKey } from '../bpf/generated/wire.js'
 import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
 import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, loadEndpointPrograms } from '../datapath/endpoint-programs.js';
-import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUp } from '../link/veth.js';
+import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUpWithRoute } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
 import { MAX_ENDPOINT_ID, type Endpoint } from './endpoint.js';
@@ -163,7 +163,7 @@ export class EndpointManager {
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       await addressing;
-      await setLinkUp(ep.hostIfname);
+      await setLinkUpWithRoute(ep.hostIfname, ep.ipv4);
     } catch (err) {
       // Let the link commands settle before removing what they made.
       await Promise.allSettled([veth, addressing]);

@@ -77,9 +77,15 @@ export async function addressPod(spec: VethSpec, addr: PodAddressing): Promise<v
   );
 }
 
-export async function setLinkUp(name: string): Promise<void> {
+/**
+ * Brings the host side up and routes the pod's IPv4 address to it, so the
+ * node's stack can reach the pod (replies from outside the node, the node's
+ * own traffic). Pod-to-pod traffic never uses this route: BPF delivers it.
+ * The route goes away with the device.
+ */
+export async function setLinkUpWithRoute(name: string, ipv4: string): Promise<void> {
   checkIfname(name);
-  await ipBatch([`link set ${name} up`]);
+  await ipBatch([`link set ${name} up`, `route replace ${ipv4}/32 dev ${name}`]);
 }
 
 export async function deleteLink(name: string): Promise<void> {

@@ -18,6 +18,9 @@ export class MonitorHub {
   received = 0;
   lost = 0;
 
+  /** `describe` fills in what the raw event only references (e.g. a rule id's name). */
+  constructor(private readonly describe: (ev: MonitorEvent) => void = () => undefined) {}
+
   subscribe(filter: EventFilter, listener: Listener): () => void {
     this.listeners.set(listener, filter);
     return () => this.listeners.delete(listener);
@@ -34,6 +37,7 @@ export class MonitorHub {
     let ev: MonitorEvent;
     try {
       ev = decodeEvent(data, this.bootOffsetMs);
+      this.describe(ev);
     } catch {
       this.lost++;
       return;

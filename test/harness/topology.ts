@@ -130,6 +130,16 @@ export class Node {
   }
 }
 
+/** A netns standing for the world outside the node, routed through the node. */
+export interface World {
+  name: string;
+  netnsPath: string;
+  /** The world's own address (a documentation address, 203.0.113.0/24). */
+  ipv4: string;
+  /** The node's address on the link to the world. */
+  nodeIPv4: string;
+}
+
 export interface Pod {
   name: string;
   netnsPath: string;
@@ -146,6 +156,7 @@ export class Topology implements AsyncDisposable {
   private readonly namespaces: string[] = [];
   private readonly children: ChildProcess[] = [];
   private nodeCount = 0;
+  private worldCount = 0;
 
   private constructor() {
     this.prefix = `tnd${randomBytes(3).toString('hex')}`;
@@ -187,6 +198,28 @@ export class Topology implements AsyncDisposable {
     if (r.code !== 0) throw new Error(`endpoint add failed (${r.code}): ${r.stderr}`);
     const ep = JSON.parse(r.stdout) as { id: number; ipv4: string; ipv6: string };
     return { name, netnsPath, id: ep.id, ipv4: ep.ipv4, ipv6: ep.ipv6 };
+  }
+
+  /**
+   * An "outside world" netns joined to `node` by a point-to-point veth (the
+   * node's end 203.0.113.(2k+1), the world's 203.0.113.(2k+100)); the world
+   * routes the pod ranges back through the node. Call before starting the agent, or the
+   * agent learns the node's new address on its next refresh.
+   */
+  async addWorld(node: Node, suffix = 'world'): Promise<World> {
+    const name = await this.addNamespace(suffix);
+    const netnsPath = `/run/netns/${name}`;
+    const k = this.worldCount++;
+    const nodeIPv4 = `203.0.113.${2 * k + 1}`;
+    const ipv4 = `203.0.113.${2 * k + 100}`;
+    const dev = `w${k}${this.prefix.slice(3)}`;
+    await must(['ip', 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netnsPath], { netns: node.netnsPath });
+    await must(['ip', '-batch', '-'], { netns: node.netnsPath, input: `addr add ${nodeIPv4}/32 peer ${ipv4}/32 dev ${dev}\nlink set ${dev} up\n` });
+    await must(['ip', '-batch', '-'], {
+      netns: netnsPath,
+      input: `addr add ${ipv4}/32 peer ${nodeIPv4}/32 dev eth0\nlink set eth0 up\nroute add 10.200.0.0/16 via ${nodeIPv4}\n`,
+    });
+    return { name, netnsPath, ipv4, nodeIPv4 };
   }
 
   /** A long-running process inside a netns, killed at dispose. */
