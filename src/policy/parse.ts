@@ -84,7 +84,7 @@ function readTopLevel(value: unknown, where: string): Array<{ where: string; pol
   const items = located(where, value, () => readList(new Field(value, '')));
   return items.map((item) => {
     const itemWhere = `${where} ${item.path}`;
-    return { where: label(itemWhere, item.value), policy: located(itemWhere, item.value, () => readPolicy(new Field(item.value, ''), item.inherited)) };
+    return { where: label(itemWhere, item.value), policy: located(itemWhere, item.value, () => readPolicy(new Field(item.value, ''), { implies: item.inherited })) };
   });
 }
 
@@ -109,7 +109,9 @@ function readList(list: Field): ListItem[] {
   }));
 }
 
-function readPolicy(doc: Field, inherited: string | undefined): Policy {
+/** `list` is set for an item of a List: the policy kind the List implies, if it is a typed one. */
+function readPolicy(doc: Field, list: { implies: string | undefined } | undefined): Policy {
+  const inherited = list?.implies;
   if (typeof doc.value !== 'object' || doc.value === null || Array.isArray(doc.value))
     doc.fail(`expected a policy (an object), got ${describeValue(doc.value)}`);
   const kindField = doc.child('kind');
@@ -118,7 +120,7 @@ function readPolicy(doc: Field, inherited: string | undefined): Policy {
   const format = FORMATS[kind];
   if (!format) {
     const nested = kind === 'List' || kind.endsWith('List');
-    kindField.fail(nested && inherited !== undefined ? 'a List inside a List is not supported' : `"${kind}" is not a policy kind (${KIND_LIST})`);
+    kindField.fail(nested && list ? 'a List inside a List is not supported' : `"${kind}" is not a policy kind (${KIND_LIST})`);
   }
   if (inherited !== undefined && kind !== inherited) kindField.fail(`a ${FORMATS[inherited]!.listKind} holds ${inherited} items, not ${kind}`);
   const versionField = doc.child('apiVersion');
