@@ -15,6 +15,7 @@ import { parsePolicyFiles } from './parse.js';
 import { PolicyResolver } from './resolver.js';
 import { RuleTable, formatRuleRef } from './rule-table.js';
 import { cidrIdentities, endpointIdentity, reservedIdentities } from './testdata/identities.js';
+import { verdictOracle } from './testdata/oracle.js';
 
 const NS = 'io.kubernetes.pod.namespace';
 const tiefighter = endpointIdentity(300, { org: 'empire', class: 'tiefighter' }, 'x');
@@ -268,4 +269,58 @@ test('an endpoint without a namespace label is selected by no namespaced policy'
   const yaml = cnp(`endpointSelector: {}\ningress: [{fromEntities: [host]}]`);
   assert.equal(new PolicyResolver(policies(yaml), identities).resolve(outsider).enforcedBy.ingress.length, 0);
   assert.equal(new PolicyResolver(policies(yaml), identities).resolve({ labels: { ...outsider.labels, [NS]: 'x' } }).enforcedBy.ingress.length, 1);
+});
+
+test('random policies: every lookup of the resolved entries agrees with the semantics on labels', () => {
+  let seed = 42;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const pick = <T>(items: readonly T[]): T => items[random(items.length)]!;
+  const prefixes = ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24', '203.0.113.0/24'];
+  const ids = [...identities, ...cidrIdentities(prefixes)];
+  const peerKinds = [
+    () => `fromEntities: [${pick(['all', 'world', 'cluster', 'host', 'health'])}]`,
+    () => `fromEndpoints: [{matchLabels: {${pick(['org: empire', 'class: tiefighter', 'org: alliance'])}}}]`,
+    () => `fromEndpoints: [{matchExpressions: [{key: org, operator: ${pick(['NotIn', 'In'])}, values: [empire]}]}]`,
+    () => 'fromEndpoints: [{}]',
+    () => `fromCIDR: [${pick(prefixes)}]`,
+    () => `fromCIDRSet: [{cidr: 10.0.0.0/8, except: [${pick(['10.1.0.0/16', '10.1.2.0/24'])}]}]`,
+  ];
+  const portKinds = [
+    () => '',
+    () => `toPorts: [{ports: [{port: "${pick([22, 80, 8080])}", protocol: ${pick(['TCP', 'UDP', 'ANY'])}}]}]`,
+    () => `toPorts: [{ports: [{port: "${pick([1, 79, 8000])}", endPort: ${pick([80, 8080, 65535])}, protocol: TCP}]}]`,
+    () => 'toPorts: [{ports: [{protocol: UDP}]}]',
+  ];
+  const rule = () => {
+    const parts = [...Array(random(3))].map(() => pick(peerKinds)()).concat(pick(portKinds)()).filter((p) => p !== '');
+    // Drop duplicate keys (YAML forbids them).
+    const byKey = new Map(parts.map((p) => [p.slice(0, p.indexOf(':')), p]));
+    return `{${[...byKey.values()].join(', ')}}`;
+  };
+  const probes: Array<[number, number]> = [[PROTO_TCP, 22], [PROTO_TCP, 80], [PROTO_TCP, 8080], [PROTO_TCP, 65535], [PROTO_UDP, 80], [PROTO_UDP, 53], [PROTO_SCTP, 80], [1, 0]];
+  const seen = { allow: 0, deny: 0 };
+  for (let round = 0; round < 60; round++) {
+    const docs = [...Array(1 + random(3))].map((_, i) => {
+      const lines = [`endpointSelector: {matchLabels: {org: empire}}`];
+      for (const key of ['ingress', 'ingressDeny']) if (random(3)) lines.push(`${key}: [${[...Array(random(3))].map(rule).join(', ')}]`);
+      return cnp(lines.join('\n'), `{name: r${i}${random(2) ? ', namespace: x' : ''}}`);
+    });
+    const yaml = docs.join('---\n');
+    const parsed = policies(yaml);
+    const resolver = new PolicyResolver(parsed, ids);
+    for (const subject of [deathstar, tiefighterY]) {
+      const resolved = resolver.entriesFor(subject);
+      const expected = verdictOracle(parsed, subject.labels);
+      for (const peer of ids)
+        for (const [protocol, port] of probes) {
+          const verdict = lookupEntries(resolved, 'ingress', peer.id, protocol, port).verdict;
+          assert.equal(verdict, expected('ingress', peer, protocol, port), `${yaml}\npeer ${peer.id} ${protocol}/${port}`);
+          seen[verdict]++;
+        }
+    }
+  }
+  assert.ok(seen.allow > 1000 && seen.deny > 1000, JSON.stringify(seen));
 });
