@@ -43,9 +43,7 @@ export class SelectorError extends TendrilError {
   }
 }
 
-export const selectAll: LabelSelector = { requirements: [] };
-
-/** A key as written (maybe "k8s:app") to the key endpoint labels use ("app"); throws a bare problem text. */
+/** A key as written (maybe "k8s:app") to the key endpoint labels use ("app"); throws when it is no valid label key. */
 export function normalizeSelectorKey(written: string): string {
   const dropped = DROPPED_SOURCES.find((p) => written.startsWith(p));
   const key = dropped ? written.slice(dropped.length) : written;
@@ -105,7 +103,7 @@ export function parseSelector(spec: SelectorSpec): LabelSelector {
   return { requirements };
 }
 
-export function requirementHolds(req: Requirement, labels: Labels): boolean {
+function requirementHolds(req: Requirement, labels: Labels): boolean {
   const has = Object.prototype.hasOwnProperty.call(labels, req.key);
   switch (req.operator) {
     case 'In':
@@ -122,11 +120,6 @@ export function requirementHolds(req: Requirement, labels: Labels): boolean {
 
 export function selectorMatches(selector: LabelSelector, labels: Labels): boolean {
   return selector.requirements.every((r) => requirementHolds(r, labels));
-}
-
-/** True when some requirement concerns `key`. */
-export function selectorNamesKey(selector: LabelSelector, key: string): boolean {
-  return selector.requirements.some((r) => r.key === key);
 }
 
 export function withRequirements(selector: LabelSelector, ...extra: Requirement[]): LabelSelector {

@@ -93,14 +93,16 @@ export class Field {
 
   /** A label selector; absent or null selects everything. */
   selector(): LabelSelector {
-    const spec: { -readonly [K in keyof SelectorSpec]: SelectorSpec[K] } = {};
+    let spec: SelectorSpec = {};
     if (this.present) {
       const f = this.object({ known: ['matchLabels', 'matchExpressions'] });
-      if (f.matchLabels.present) spec.matchLabels = f.matchLabels.stringMap();
-      spec.matchExpressions = f.matchExpressions.list().map((item) => {
-        const e = item.object({ known: ['key', 'operator', 'values'] });
-        return { key: e.key.required().string(), operator: e.operator.required().string(), values: e.values.list().map((v) => v.string()) };
-      });
+      spec = {
+        matchLabels: f.matchLabels.stringMap(),
+        matchExpressions: f.matchExpressions.list().map((item) => {
+          const e = item.object({ known: ['key', 'operator', 'values'] });
+          return { key: e.key.required().string(), operator: e.operator.required().string(), values: e.values.list().map((v) => v.string()) };
+        }),
+      };
     }
     try {
       return parseSelector(spec);
@@ -111,9 +113,9 @@ export class Field {
   }
 
   /** Runs a check that throws a TendrilError and reports its message at this field. */
-  check<T>(parse: (value: unknown) => T): T {
+  check<T>(parse: () => T): T {
     try {
-      return parse(this.value);
+      return parse();
     } catch (err) {
       if (err instanceof TendrilError) this.fail(err.message);
       throw err;

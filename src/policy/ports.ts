@@ -39,7 +39,7 @@ export function readPort(field: Field, format: PortFormat): PortRange[] {
   const protocol = f.protocol.present ? f.protocol.string() : format.defaultProtocol;
   if (!format.protocols.includes(protocol))
     f.protocol.fail(`"${protocol}" is not a protocol (${format.protocols.join(', ')})`);
-  return PROTOCOL_NUMBERS[protocol]!.map((p) => ({ protocol: p, first: port === 0 ? 0 : port, last }));
+  return PROTOCOL_NUMBERS[protocol]!.map((p) => ({ protocol: p, first: port, last }));
 }
 
 /** A port as a number or a decimal string; 0 and absent mean every port. */
