@@ -27,7 +27,7 @@ export function ruleEntries(rule: PeerRule, identities: readonly number[], ruleI
 }
 
 /** True when every (protocol, port) `inner` matches, `outer` matches too. */
-export function rangeCovers(outer: PolicyMapEntry, inner: PolicyMapEntry): boolean {
+function rangeCovers(outer: PolicyMapEntry, inner: PolicyMapEntry): boolean {
   if (outer.protocol === 0) return true;
   if (inner.protocol !== outer.protocol || inner.portPrefixLen < outer.portPrefixLen) return false;
   const shift = 16 - outer.portPrefixLen;
@@ -72,7 +72,7 @@ export function finalizeEntries(entries: readonly PolicyMapEntry[]): PolicyMapEn
   return [...unique.values()].sort(compareEntries);
 }
 
-export function compareEntries(a: PolicyMapEntry, b: PolicyMapEntry): number {
+function compareEntries(a: PolicyMapEntry, b: PolicyMapEntry): number {
   return (
     a.direction.localeCompare(b.direction) ||
     a.identity - b.identity ||
