@@ -9,10 +9,18 @@ import { listMaps } from '../datapath/map-views.js';
 import { sweepConntrack } from '../datapath/ct-gc.js';
 import { countAttachedPrograms } from '../datapath/endpoint-programs.js';
 import { EndpointManager } from '../endpoint/manager.js';
+import { MemoryKvstore } from '../kvstore/memory.js';
+import type { Kvstore } from '../kvstore/kvstore.js';
+import { IdentityAllocator } from '../identity/allocator.js';
+import { Ipcache } from '../ipcache/ipcache.js';
+import { PolicyRepository } from '../policy/repository.js';
+import { PolicyEnforcement } from '../policy/enforcement.js';
+import { enableForwarding, hostAddresses } from '../link/node-net.js';
 import { MonitorHub } from '../monitor/hub.js';
 import { ApiServer } from '../api/server.js';
 import { registerRoutes } from '../api/routes.js';
 import type { AgentStatus } from '../api/types.js';
+import type { Endpoint } from '../endpoint/endpoint.js';
 
 export interface AgentOptions {
   node: string;
@@ -27,34 +35,58 @@ export interface AgentOptions {
 
 export const VERSION = '0.1.0';
 const CT_GC_INTERVAL_MS = 30_000;
+/** The node's addresses are looked at again this often (they are the host identity). */
+const HOST_ADDRESS_INTERVAL_MS = 5_000;
 
 export class Agent {
   private readonly started = Date.now();
   private readonly api = new ApiServer();
-  private readonly hub = new MonitorHub();
+  private readonly hub: MonitorHub;
   private reader: RingBufferReader | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
+  private hostTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly options: AgentOptions,
     readonly maps: NodeMaps,
+    readonly kvstore: Kvstore,
+    readonly identities: IdentityAllocator,
+    readonly policy: PolicyEnforcement,
     readonly endpoints: EndpointManager,
-  ) {}
+  ) {
+    this.hub = new MonitorHub((ev) => {
+      if (ev.ruleId) ev.rule = policy.describeRule(ev.ruleId);
+    });
+  }
 
   static async start(options: AgentOptions, log: (line: string) => void): Promise<Agent> {
     const paths = new PinPaths(options.bpffs, options.node);
     const maps = NodeMaps.open(paths);
-    const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir, { traceAll: options.traceAll });
-    const agent = new Agent(options, maps, endpoints);
+    // Pods reach the world through the node's stack.
+    enableForwarding();
+    const kvstore = await MemoryKvstore.open(options.stateDir);
+    const identities = await IdentityAllocator.open(kvstore, options.node);
+    const policy = new PolicyEnforcement(new PolicyRepository(options.stateDir), identities, new Ipcache(maps.ipcache), maps.policy, options.stateDir);
+    const hooks = { attach: (ep: Endpoint) => policy.attach(ep), detach: (id: number) => policy.detach(id) };
+    const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir, hooks, { traceAll: options.traceAll });
+    const agent = new Agent(options, maps, kvstore, identities, policy, endpoints);
     try {
       const report = await endpoints.restore();
       log(`restored endpoints: ${report.adopted} adopted, ${report.reattached} re-attached, ${report.removed} gone and removed`);
+      await policy.setHostAddresses(await hostAddresses());
+      await policy.start();
       agent.reader = new RingBufferReader(maps.raw.get('tnd_events')!, (data) => agent.hub.publish(data));
       agent.reader.start();
-      registerRoutes(agent.api, { endpoints, maps, monitor: agent.hub, status: () => agent.status() });
+      registerRoutes(agent.api, { endpoints, maps, policy, monitor: agent.hub, status: () => agent.status() });
       await agent.api.listen(options.socket);
       agent.gcTimer = setInterval(() => sweepConntrack(maps), CT_GC_INTERVAL_MS);
       agent.gcTimer.unref();
+      agent.hostTimer = setInterval(() => {
+        hostAddresses()
+          .then((addrs) => policy.setHostAddresses(addrs))
+          .catch((err: Error) => log(`reading the node's addresses failed: ${err.message}`));
+      }, HOST_ADDRESS_INTERVAL_MS);
+      agent.hostTimer.unref();
     } catch (err) {
       await agent.stop();
       throw err;
@@ -88,8 +120,11 @@ export class Agent {
   /** Stops serving; programs, pins and endpoints stay as they are. */
   async stop(): Promise<void> {
     if (this.gcTimer) clearInterval(this.gcTimer);
+    if (this.hostTimer) clearInterval(this.hostTimer);
     await this.api.close();
     this.reader?.close();
+    this.identities.close();
+    await this.kvstore.close();
     this.maps.close();
   }
 }

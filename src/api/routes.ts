@@ -1,16 +1,19 @@
 /** The agent's routes: validation here, work in the subsystems. */
 import type { EndpointManager } from '../endpoint/manager.js';
+import type { PolicyEnforcement } from '../policy/enforcement.js';
 import type { MonitorHub } from '../monitor/hub.js';
 import type { NodeMaps } from '../datapath/node-maps.js';
 import { dumpMap, listMaps } from '../datapath/map-views.js';
 import { invalid } from '../common/errors.js';
-import { AddEndpointBody, EndpointIdParam, MapNameParam, MonitorQuery, parse } from './schemas.js';
+import { AddEndpointBody, EndpointIdParam, IdentityIdParam, MapNameParam, MonitorQuery, PolicyImportBody, PolicyNameParam, PolicyTraceBody, parse } from './schemas.js';
 import type { ApiServer } from './server.js';
-import type { AgentStatus } from './types.js';
+import type { AgentStatus, PolicySummaryView } from './types.js';
+import type { PolicySummary } from '../policy/repository.js';
 
 export interface AgentServices {
   endpoints: EndpointManager;
   maps: NodeMaps;
+  policy: PolicyEnforcement;
   monitor: MonitorHub;
   status(): AgentStatus;
 }
@@ -25,6 +28,25 @@ export function registerRoutes(api: ApiServer, svc: AgentServices): void {
     })
     .route('GET', '/v1/endpoints/:id', ({ params }) => svc.endpoints.get(parse(EndpointIdParam, params.id, 'endpoint id')))
     .route('DELETE', '/v1/endpoints/:id', ({ params }) => svc.endpoints.delete(parse(EndpointIdParam, params.id, 'endpoint id')))
+    .route('GET', '/v1/policies', () => svc.policy.listPolicies().map(policyView))
+    .route('POST', '/v1/policies', async ({ body }) => {
+      if (body === undefined) throw invalid('POST /v1/policies needs a JSON body such as {"files": [{"file": "web.yaml", "text": "..."}]}');
+      const result = await svc.policy.importFiles(parse(PolicyImportBody, body, 'policy import').files);
+      return { ...result, imported: result.imported.map(policyView) };
+    })
+    .route('DELETE', '/v1/policies', () => svc.policy.deleteAllPolicies())
+    .route('GET', '/v1/policies/:name', ({ params }) => {
+      const p = svc.policy.getPolicy(parse(PolicyNameParam, params.name, 'policy name'));
+      return { ...policyView(p), document: p.document };
+    })
+    .route('DELETE', '/v1/policies/:name', ({ params }) => svc.policy.deletePolicy(parse(PolicyNameParam, params.name, 'policy name')))
+    .route('POST', '/v1/policy-trace', ({ body }) => {
+      if (body === undefined) throw invalid('POST /v1/policy-trace needs a JSON body such as {"src": "app=a", "dst": "app=b", "dport": "80/TCP"}');
+      const q = parse(PolicyTraceBody, body, 'policy trace');
+      return svc.policy.trace({ src: q.src, dst: q.dst, port: q.dport.port, protocol: q.dport.protocol });
+    })
+    .route('GET', '/v1/identities', () => svc.policy.identities())
+    .route('GET', '/v1/identities/:id', ({ params }) => svc.policy.identity(parse(IdentityIdParam, params.id, 'identity')))
     .route('GET', '/v1/maps', () => listMaps(svc.maps))
     .route('GET', '/v1/maps/:name', ({ params }) => dumpMap(svc.maps, parse(MapNameParam, params.name, 'map name')))
     .route('GET', '/v1/monitor', ({ query, req, res }) => {
@@ -39,4 +61,9 @@ export function registerRoutes(api: ApiServer, svc: AgentServices): void {
       res.on('close', unsubscribe);
       return undefined;
     });
+}
+
+/** The API's view of a policy summary: only what a user reads. */
+function policyView(p: PolicySummary): PolicySummaryView {
+  return { key: p.key, kind: p.kind, name: p.name, ...(p.namespace ? { namespace: p.namespace } : {}), rules: p.rules, directions: p.directions };
 }

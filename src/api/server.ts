@@ -25,7 +25,7 @@ interface Route {
   handler: Handler;
 }
 
-const MAX_BODY = 1 << 20;
+const MAX_BODY = 16 << 20; // policy files travel in bodies
 
 export class ApiServer {
   private readonly routes: Route[] = [];
@@ -71,7 +71,7 @@ export class ApiServer {
         if (route.method !== req.method) continue;
         const body = await readBody(req);
         const result = await route.handler({
-          params: { ...(m.groups ?? {}) },
+          params: decodeParams(m.groups ?? {}),
           query: Object.fromEntries(url.searchParams),
           body,
           req,
@@ -121,4 +121,17 @@ function socketAnswers(path: string): Promise<boolean> {
     });
     sock.once('error', () => resolve(false));
   });
+}
+
+/** Path parameters arrive percent-encoded ("shop%2Fweb"); a malformed escape is left as written. */
+function decodeParams(groups: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(groups)) {
+    try {
+      out[k] = decodeURIComponent(v);
+    } catch {
+      out[k] = v;
+    }
+  }
+  return out;
 }

@@ -30,6 +30,16 @@ export interface AddEndpointRequest {
   ifname?: string;
 }
 
+/**
+ * What the rest of the agent does when an endpoint comes and goes (identity
+ * and policy): attach runs before the endpoint's first packet and returns its
+ * identity; detach undoes it.
+ */
+export interface EndpointHooks {
+  attach(ep: Endpoint): Promise<number>;
+  detach(endpointId: number): Promise<void>;
+}
+
 export interface RestoreReport {
   adopted: number;
   reattached: number;
@@ -47,6 +57,7 @@ export class EndpointManager {
     readonly maps: NodeMaps,
     readonly ranges: PodRanges,
     stateDir: string,
+    readonly hooks: EndpointHooks,
     readonly options: { traceAll?: boolean } = {},
   ) {
     this.store = new StateFile(stateDir, 'endpoints.json');
@@ -111,6 +122,7 @@ export class EndpointManager {
           report.removed++;
           continue;
         }
+        ep.identity = await this.hooks.attach(ep);
         if (endpointProgramsAttached(ep.ifindex)) {
           report.adopted++;
         } else {
@@ -153,6 +165,8 @@ export class EndpointManager {
     // verifies the programs, which need no device. The host side comes up
     // last, so the pod's first packet finds programs and map entries in place.
     const veth = createVeth(spec);
+    // Identity and policy are settled meanwhile too: the datapath is default-deny.
+    const identity = this.hooks.attach(ep);
     let addressing: Promise<void> | undefined;
     try {
       using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
@@ -160,13 +174,14 @@ export class EndpointManager {
       ep.ifindex = ifNameToIndex(ep.hostIfname);
       addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
       addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
+      ep.identity = await identity;
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       await addressing;
       await setLinkUpWithRoute(ep.hostIfname, ep.ipv4);
     } catch (err) {
       // Let the link commands settle before removing what they made.
-      await Promise.allSettled([veth, addressing]);
+      await Promise.allSettled([veth, addressing, identity]);
       await this.teardown(ep).catch(() => undefined);
       this.ipam.release(String(id));
       throw err;
@@ -179,6 +194,7 @@ export class EndpointManager {
 
   private async teardown(ep: Endpoint): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
+    await this.hooks.detach(ep.id);
     this.purgeConntrack(ep.id);
     // Deleting the device removes its filters and with them the programs:
     // no moment in which the pod's traffic passes without them.
