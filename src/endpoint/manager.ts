@@ -12,6 +12,7 @@ import { TndEndpointFlags, type TndEndpointKey } from '../bpf/generated/wire.js'
 import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
 import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, loadEndpointPrograms } from '../datapath/endpoint-programs.js';
+import { allowAllEntries } from '../datapath/policy-maps.js';
 import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUp } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
@@ -118,6 +119,8 @@ export class EndpointManager {
           report.reattached++;
         }
         this.writeMapEntries(ep); // idempotent: the same values again
+        // Until policies are wired in: allow-all, but never over a policy already in place.
+        if (!this.maps.policy.has(ep.id)) this.maps.policy.install(ep.id, allowAllEntries());
       }
       this.save();
       return report;
@@ -160,6 +163,8 @@ export class EndpointManager {
       ep.ifindex = ifNameToIndex(ep.hostIfname);
       addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
       addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
+      // The datapath is default-deny: the policy is in place before the first packet.
+      this.maps.policy.install(ep.id, allowAllEntries());
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       await addressing;
@@ -179,6 +184,7 @@ export class EndpointManager {
 
   private async teardown(ep: Endpoint): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
+    this.maps.policy.remove(ep.id);
     this.purgeConntrack(ep.id);
     // Deleting the device removes its filters and with them the programs:
     // no moment in which the pod's traffic passes without them.
