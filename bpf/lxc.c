@@ -3,13 +3,17 @@
  * Endpoint datapath: the two programs on the host side of a pod's veth.
  *   from_container  tc ingress: packets leaving the pod. Answers ARP, ND and
  *                   pings to the router in place; passes the pod's ARP
- *                   replies to the node; forwards unicast to local endpoints
- *                   (anti-spoofing, conntrack, TTL, MAC rewrite) and
- *                   delivers them itself: the destination's ingress
- *                   conntrack and trace, then bpf_redirect_peer into its eth0.
- *   to_container    tc egress: packets entering the pod from the node's stack
- *                   (and the replies from_container sends back to the pod).
- *                   The same ingress step: conntrack, trace.
+ *                   replies to the node; checks unicast (anti-spoofing,
+ *                   conntrack, egress policy) and forwards it to local
+ *                   endpoints (TTL, MAC rewrite), delivering it itself: the
+ *                   destination's ingress conntrack, policy and trace, then
+ *                   bpf_redirect_peer into its eth0. Other destinations go
+ *                   to the node's stack, which routes them.
+ *   to_container    tc egress: packets entering the pod from the node's stack.
+ *                   The same ingress step: conntrack, policy, trace. The
+ *                   replies from_container sends back to the pod pass.
+ * Policy is looked up for new connections only (conntrack misses), and for
+ * known ones again once after each policy change (tnd_policy_gen).
  * One instance per endpoint, specialised by CONFIG (struct tnd_lxc_config)
  * before load; a disabled address family is pruned by the verifier. The
  * device is the packet's (ctx_ifindex()), not a constant, so the programs can
@@ -27,6 +31,9 @@
 #include "events.h"
 #include "endpoints.h"
 #include "conntrack.h"
+#include "ipcache.h"
+#include "identity.h"
+#include "policy.h"
 #include "trace.h"
 #include "mac.h"
 #include "arp.h"
@@ -83,34 +90,191 @@ static __always_inline void trace_at(const struct pkt *p, __u8 obs,
 	send_trace(p, obs, target_ifindex, ct_state, &a);
 }
 
-/* A reply built in place goes back out of the pod's own veth. */
-static __always_inline int local_reply(const struct __ctx_buff *ctx,
+/*
+ * A reply built in place goes back out of the pod's own veth, marked so
+ * that to_container lets it pass: it answers the pod, no policy applies.
+ */
+static __always_inline int local_reply(struct __ctx_buff *ctx,
 				       const struct pkt *p, __u8 obs)
 {
 	__u32 ifindex = ctx_ifindex(ctx);
 
+	ctx_set_mark(ctx, TND_MARK_LOCAL_REPLY);
 	metrics_add(TND_METRIC_LOCAL_REPLY, p->len);
 	trace_at(p, obs, ifindex, CONFIG.endpoint_id, ifindex, 0);
 	return ctx_redirect(ifindex);
 }
 
+/* Not looked up yet (struct flow_ids). */
+#define IDENTITY_UNRESOLVED 0xffffffff
+
 /*
- * A packet entering an endpoint, wherever it comes from: conntrack in the
- * endpoint's ingress direction, metrics, the TND_OBS_TO_ENDPOINT trace (and,
- * when its issue comes, the endpoint's ingress policy, looked up by
- * endpoint_id in a node-wide map). It runs in the endpoint's own
- * to_container for traffic from the node, and in a local source's
- * from_container on the destination's behalf (deliver_local()): so
- * everything about the destination comes from the arguments, never from
- * CONFIG. Returns CTX_OK to go on, or a drop verdict.
+ * The identities of a packet's source and destination, looked up when a
+ * policy decision first needs them (new connections only) and kept for the
+ * packet's second decision: leaving one endpoint, entering another.
+ */
+struct flow_ids {
+	__u32 src;
+	__u32 dst;
+};
+
+static __always_inline void flow_ids_resolve(struct flow_ids *ids,
+					     const struct pkt *p)
+{
+	if (ids->src == IDENTITY_UNRESOLVED)
+		ids->src = identity_of(p->tuple.family, p->tuple.saddr);
+	if (ids->dst == IDENTITY_UNRESOLVED)
+		ids->dst = identity_of(p->tuple.family, p->tuple.daddr);
+}
+
+/* The enums differ: conntrack's egress is 0, policy's ingress is. */
+static __always_inline __u8 policy_dir(__u8 ct_dir)
+{
+	return ct_dir == TND_CT_EGRESS ? TND_POLICY_EGRESS : TND_POLICY_INGRESS;
+}
+
+/* Where an endpoint's step in a conntrack direction is observed. */
+static __always_inline __u8 obs_of(__u8 ct_dir)
+{
+	return ct_dir == TND_CT_EGRESS ? TND_OBS_FROM_ENDPOINT :
+					 TND_OBS_TO_ENDPOINT;
+}
+
+/* a carries the verdict: rule, identities, direction. */
+static __noinline int drop_policy(const struct pkt *p, __u32 reason,
+				  struct event_args *a)
+{
+	return send_drop(p, reason, a);
+}
+
+/*
+ * A packet opening a connection in direction dir of endpoint endpoint_id
+ * (host veth ifindex): the endpoint's policy decides, and a
+ * TND_EVENT_POLICY event says how. CTX_OK, or the drop verdict. Out of
+ * line: new connections only.
+ */
+static __noinline int policy_new(const struct pkt *p, __u8 dir,
+				 __u16 endpoint_id, __u32 ifindex,
+				 struct flow_ids *ids)
+{
+	__u8 pdir = policy_dir(dir);
+	struct event_args a = {};
+	struct policy_result res;
+	int reason;
+
+	flow_ids_resolve(ids, p);
+	reason = policy_check(endpoint_id, pdir,
+			      pdir == TND_POLICY_EGRESS ? ids->dst : ids->src,
+			      p->tuple.proto,
+			      policy_dport(p->tuple.proto, p->tuple.dport), &res);
+	a.ifindex = ifindex;
+	a.endpoint_id = endpoint_id;
+	a.obs_point = obs_of(dir);
+	a.src_identity = ids->src;
+	a.dst_identity = ids->dst;
+	a.rule_id = res.rule_id;
+	a.verdict = res.verdict;
+	a.direction = pdir;
+	send_policy(p, &a);
+	if (reason)
+		return drop_policy(p, reason, &a);
+	return CTX_OK;
+}
+
+/*
+ * A known connection (entry key k, of endpoint_id) whose policy changed since
+ * it was allowed: the policy is asked again about the connection's original
+ * direction. CTX_OK keeps it; else the entry is deleted and the packet
+ * dropped. Out of line: once per connection and policy change.
+ */
+static __noinline int ct_recheck(const struct pkt *p,
+				 const struct tnd_ct_key *k, __u16 endpoint_id,
+				 __u32 ifindex, int reply)
+{
+	__u8 pdir = policy_dir(k->dir);
+	struct event_args a = {};
+	struct policy_result res;
+	__u32 src, dst;
+	int reason;
+
+	src = identity_of(k->family, k->saddr);
+	dst = identity_of(k->family, k->daddr);
+	reason = policy_check(endpoint_id, pdir,
+			      pdir == TND_POLICY_EGRESS ? dst : src, k->proto,
+			      policy_dport(k->proto, k->dport), &res);
+	if (!reason)
+		return CTX_OK;
+	bpf_map_delete_elem(&tnd_ct, k);
+	a.ifindex = ifindex;
+	a.endpoint_id = endpoint_id;
+	a.obs_point = obs_of(p->tuple.dir);
+	/* The event is about this packet, and a reply runs from dst to src. */
+	a.src_identity = reply ? dst : src;
+	a.dst_identity = reply ? src : dst;
+	a.rule_id = res.rule_id;
+	a.verdict = res.verdict;
+	a.direction = pdir;
+	return send_drop(p, reason, &a);
+}
+
+/*
+ * Conntrack and policy of one endpoint (endpoint_id, host veth ifindex) for
+ * one direction of a packet. A packet of a known connection passes, after a
+ * re-check when the policy generation moved since the connection was
+ * allowed (one array load and a compare otherwise); a packet opening a
+ * connection must pass the policy first, and only then gets an entry.
+ * CTX_OK, or the drop verdict.
+ */
+static __always_inline int ct_policy(struct pkt *p, __u8 dir,
+				     __u16 endpoint_id, __u32 ifindex,
+				     struct flow_ids *ids, __u64 now,
+				     __u32 gen, int reply_first,
+				     struct ct_result *res)
+{
+	struct tnd_ct_key rkey;
+	struct tnd_ct_entry *e;
+	int reply, ret;
+
+	e = ct_find(p, dir, now, reply_first, &rkey, &reply);
+	if (likely(e)) {
+		if (unlikely(e->policy_gen != gen)) {
+			ret = ct_recheck(p, reply ? &rkey : &p->tuple,
+					 e->endpoint_id, ifindex, reply);
+			if (ret != CTX_OK)
+				return ret;
+			e->policy_gen = gen;
+		}
+		ct_account(e, p, reply, now, res);
+		return CTX_OK;
+	}
+	ret = policy_new(p, dir, endpoint_id, ifindex, ids);
+	if (ret != CTX_OK)
+		return ret;
+	ct_create(p, endpoint_id, now, gen, res);
+	return CTX_OK;
+}
+
+/*
+ * A packet entering an endpoint, wherever it comes from: conntrack and the
+ * endpoint's ingress policy, metrics, the TND_OBS_TO_ENDPOINT trace. It runs
+ * in the endpoint's own to_container for traffic from the node, and in a
+ * local source's from_container on the destination's behalf
+ * (deliver_local()): so everything about the destination comes from the
+ * arguments (its policy by endpoint_id in the node-wide tnd_policy), never
+ * from CONFIG. Returns CTX_OK to go on, or a drop verdict.
  */
 static __always_inline int endpoint_ingress(struct pkt *p, __u16 endpoint_id,
 					    __u32 ifindex, int trace_all,
-					    __u64 now, int reply_first)
+					    struct flow_ids *ids, __u64 now,
+					    __u32 gen, int reply_first)
 {
 	struct ct_result res;
+	int ret;
 
-	ct_process(p, TND_CT_INGRESS, endpoint_id, now, reply_first, &res);
+	ret = ct_policy(p, TND_CT_INGRESS, endpoint_id, ifindex, ids, now, gen,
+			reply_first, &res);
+	if (ret != CTX_OK)
+		return ret;
 	metrics_add(TND_METRIC_DELIVERED, p->len);
 	if (trace_wanted(&res, trace_all))
 		trace_at(p, TND_OBS_TO_ENDPOINT, ifindex, endpoint_id, 0,
@@ -125,35 +289,65 @@ static __always_inline int endpoint_ingress(struct pkt *p, __u16 endpoint_id,
  */
 static __always_inline int deliver_local(struct pkt *p,
 					 const struct tnd_endpoint_info *info,
-					 __u64 now, int reply_first)
+					 struct flow_ids *ids, __u64 now,
+					 __u32 gen, int reply_first)
 {
 	int ret;
 
 	ret = endpoint_ingress(p, info->endpoint_id, info->ifindex,
-			       info->flags & TND_ENDPOINT_TRACE_ALL, now,
-			       reply_first);
+			       info->flags & TND_ENDPOINT_TRACE_ALL, ids, now,
+			       gen, reply_first);
 	if (ret != CTX_OK)
 		return ret;
 	return ctx_redirect_peer(info->ifindex);
 }
 
-/* Unicast to a local endpoint: the established-flow fast path. */
+/*
+ * Not a local endpoint (the router, another node, the world): the node's
+ * stack routes it, TTL and all; the packet goes on unchanged.
+ */
+static __always_inline int to_stack(const struct __ctx_buff *ctx,
+				    const struct pkt *p,
+				    const struct ct_result *res)
+{
+	metrics_add(TND_METRIC_TO_STACK, p->len);
+	if (trace_wanted(res, TRACE_ALL))
+		trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx),
+			 CONFIG.endpoint_id, 0, res->state);
+	return CTX_OK;
+}
+
+/*
+ * Unicast leaving the pod, after the pod's conntrack and egress policy:
+ * to a local endpoint (the established-flow fast path), or to the stack.
+ */
 static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 {
+	struct flow_ids ids = { IDENTITY_UNRESOLVED, IDENTITY_UNRESOLVED };
 	struct tnd_endpoint_info *info;
 	struct ct_result res;
 	struct ethhdr *eth;
 	void *data, *data_end;
 	__u64 now;
+	__u32 gen;
+	int ret;
 
 	info = endpoint_lookup(&p->tuple);
-	if (!info)
-		return drop(ctx, p, DROP_UNKNOWN_DEST, TND_OBS_FROM_ENDPOINT);
-	if (p->ttl <= 1)
-		return drop(ctx, p, DROP_TTL_EXCEEDED, TND_OBS_FROM_ENDPOINT);
+	if (info) {
+		if (p->ttl <= 1)
+			return drop(ctx, p, DROP_TTL_EXCEEDED,
+				    TND_OBS_FROM_ENDPOINT);
+		ids.dst = info->identity;
+	}
 
 	now = ct_now();
-	ct_process(p, TND_CT_EGRESS, CONFIG.endpoint_id, now, 0, &res);
+	gen = policy_generation();
+	ret = ct_policy(p, TND_CT_EGRESS, CONFIG.endpoint_id, ctx_ifindex(ctx),
+			&ids, now, gen, 0, &res);
+	if (ret != CTX_OK)
+		return ret;
+	if (!info)
+		return to_stack(ctx, p, &res);
 
 	/* Route: the destination's MACs, TTL minus one (direct writes, no helper). */
 	data = ctx_data(ctx);
@@ -182,7 +376,13 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 		trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx),
 			 CONFIG.endpoint_id, info->ifindex, res.state);
 	/* A reply out of here is most likely a reply into there too. */
-	return deliver_local(p, info, now, res.reply);
+	ret = deliver_local(p, info, &ids, now, gen, res.reply);
+	if (ret == CTX_DROP && res.created) {
+		/* Refused by the destination: the packet leaves no state behind. */
+		p->tuple.dir = TND_CT_EGRESS;
+		bpf_map_delete_elem(&tnd_ct, &p->tuple);
+	}
+	return ret;
 }
 
 static __always_inline int from_container_arp(struct __ctx_buff *ctx,
@@ -304,8 +504,15 @@ int to_container(struct __sk_buff *ctx)
 {
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
 	struct ethhdr *eth = data;
+	struct flow_ids ids;
 	struct pkt p = {};
 	int ret;
+
+	if (ctx_mark(ctx) == TND_MARK_LOCAL_REPLY) {
+		/* Our own ARP/ND/echo reply (local_reply()), counted there. */
+		ctx_set_mark(ctx, 0);
+		return CTX_OK;
+	}
 
 	p.len = ctx_len(ctx);
 	if ((void *)(eth + 1) > data_end)
@@ -337,8 +544,11 @@ int to_container(struct __sk_buff *ctx)
 	}
 	if (ret < 0)
 		return drop(ctx, &p, -ret, TND_OBS_TO_ENDPOINT);
+	ids.src = IDENTITY_UNRESOLVED;
+	ids.dst = IDENTITY_UNRESOLVED;
 	return endpoint_ingress(&p, CONFIG.endpoint_id, ctx_ifindex(ctx),
-				TRACE_ALL, ct_now(), 0);
+				TRACE_ALL, &ids, ct_now(), policy_generation(),
+				0);
 disabled:
 	return drop(ctx, &p, DROP_FAMILY_DISABLED, TND_OBS_TO_ENDPOINT);
 }

@@ -4,7 +4,7 @@
  *   struct __ctx_buff          the program's context (__sk_buff or xdp_md)
  *   CTX_OK, CTX_DROP, CTX_REDIRECT   verdicts of the attach point
  *   ctx_data(), ctx_data_end(), ctx_len(), ctx_ifindex(), ctx_change_tail(),
- *   ctx_redirect(), ctx_redirect_peer()
+ *   ctx_redirect(), ctx_redirect_peer(), ctx_mark(), ctx_set_mark()
  * An object defines TND_CTX_XDP before including this to build for XDP; the
  * default is tc (TCX uses the same return codes as tc).
  */
@@ -88,6 +88,23 @@ static __always_inline int ctx_redirect_peer(__u32 ifindex)
 	return bpf_redirect(ifindex, 0);
 #else
 	return bpf_redirect_peer(ifindex, 0);
+#endif
+}
+
+/* skb->mark (tc); XDP frames have none: 0, and setting it does nothing. */
+static __always_inline __u32 ctx_mark(const struct __ctx_buff *ctx)
+{
+#ifdef TND_CTX_XDP
+	return 0;
+#else
+	return ctx->mark;
+#endif
+}
+
+static __always_inline void ctx_set_mark(struct __ctx_buff *ctx, __u32 mark)
+{
+#ifndef TND_CTX_XDP
+	ctx->mark = mark;
 #endif
 }
 

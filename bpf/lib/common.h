@@ -20,11 +20,46 @@
 #define TND_ENDPOINTS_MAX 65536
 #define TND_CT_MAX 262144
 #define TND_EVENTS_BYTES (1 << 22)
+#define TND_IPCACHE_MAX 524288
+/* One endpoint's policy map; every inner map has this size (map-in-map template). */
+#define TND_POLICY_ENTRIES_MAX 65536
+
+/*
+ * skb->mark values. TND_MARK_LOCAL_REPLY: a reply built in BPF and sent back
+ * into its own pod (ARP, ND, echo); to_container passes it without conntrack
+ * or policy. Never leaves the node: crossing into the pod's netns clears it.
+ */
+enum tnd_mark {
+	TND_MARK_LOCAL_REPLY = 0x7e4d0000,
+};
 
 /* Address families as they appear in keys (the kernel's AF_* values). */
 enum tnd_family {
 	TND_AF_INET = 2,
 	TND_AF_INET6 = 10,
+};
+
+/*
+ * Security identities (src/common/identity.ts has the same numbers; a test
+ * checks they agree). Policy keys also use the two class values, each of which
+ * stands for a whole range of identities.
+ */
+enum tnd_identity {
+	TND_IDENTITY_ANY = 0,              /* no identity; in a policy key: any */
+	TND_IDENTITY_HOST = 1,
+	TND_IDENTITY_WORLD = 2,
+	TND_IDENTITY_UNMANAGED = 3,
+	TND_IDENTITY_HEALTH = 4,
+	TND_IDENTITY_INIT = 5,
+	TND_IDENTITY_REMOTE_NODE = 6,
+	TND_IDENTITY_KUBE_APISERVER = 7,
+	TND_IDENTITY_INGRESS = 8,
+	TND_IDENTITY_ENDPOINT_MIN = 256,
+	TND_IDENTITY_ENDPOINT_MAX = (1 << 24) - 1,
+	TND_IDENTITY_CIDR_MIN = 1 << 24,
+	TND_IDENTITY_CIDR_MAX = 0x7effffff,
+	TND_IDENTITY_CLASS_ENDPOINTS = 0x7fff0001, /* every endpoint identity */
+	TND_IDENTITY_CLASS_WORLD = 0x7fff0002,     /* world and every CIDR identity */
 };
 
 /* An IPv4 or IPv6 address: IPv4 uses the first 4 bytes, the rest is zero. */
@@ -53,6 +88,53 @@ struct tnd_endpoint_info {
 	__u8 mac[TND_MAC_LEN];        /* the pod's eth0 */
 	__u8 router_mac[TND_MAC_LEN]; /* host-side veth, the pod's gateway MAC */
 	__u8 pad[4];
+};
+
+/*
+ * The identity of every address the node knows (tnd_ipcache, an LPM trie):
+ * longest prefix wins. prefixlen counts the 32 bits of family and pad (always
+ * matched) plus the address bits: 10.1.0.0/16 is prefixlen 48.
+ */
+struct tnd_ipcache_key {
+	__u32 prefixlen;
+	__u8 family;  /* enum tnd_family */
+	__u8 pad[3];
+	__u8 addr[TND_ADDR_LEN];
+};
+
+struct tnd_ipcache_value {
+	__u32 identity;
+	__u32 pad;
+};
+
+/*
+ * One endpoint's policy (an inner LPM trie of tnd_policy). prefixlen counts
+ * the bits after itself: 32 identity + 8 direction for an L3-only entry, + 8
+ * protocol + the port's prefix bits for an L4 one (48 = the protocol, any
+ * port; 64 = one port). Lookups use the full 64 bits.
+ */
+enum tnd_policy_dir {
+	TND_POLICY_INGRESS = 0,
+	TND_POLICY_EGRESS = 1,
+};
+
+enum tnd_policy_verdict {
+	TND_POLICY_ALLOW = 1,
+	TND_POLICY_DENY = 2,
+};
+
+struct tnd_policy_key {
+	__u32 prefixlen;
+	__u32 identity;  /* exact, a class value, or TND_IDENTITY_ANY */
+	__u8 direction;  /* enum tnd_policy_dir */
+	__u8 proto;
+	__u16 dport;     /* network byte order: its prefix is its leading bits */
+};
+
+struct tnd_policy_entry {
+	__u8 verdict;    /* enum tnd_policy_verdict */
+	__u8 pad[3];
+	__u32 rule_id;   /* the agent's rule; 0 = none (default allow) */
 };
 
 /* Connection tracking: one entry per (tuple, direction of the endpoint). */
@@ -94,12 +176,15 @@ struct tnd_ct_entry {
 	__u8 tcp_flags_fwd;  /* union of TCP flags seen in each direction */
 	__u8 tcp_flags_rev;
 	__u8 pad[3];
+	__u32 policy_gen;    /* tnd_policy_gen when the policy last allowed it */
+	__u32 pad2;
 };
 
 /* Events on the ring buffer. One layout for every type keeps decoding simple. */
 enum tnd_event_type {
 	TND_EVENT_TRACE = 1,
 	TND_EVENT_DROP = 2,
+	TND_EVENT_POLICY = 3, /* the policy's verdict on a new connection */
 };
 
 /* Where a trace event was observed. */
@@ -131,7 +216,13 @@ struct tnd_event {
 	__u16 pad;
 	__u8 saddr[TND_ADDR_LEN];
 	__u8 daddr[TND_ADDR_LEN];
-	__u32 pad2;         /* explicit tail: the struct is 72 bytes */
+	/* Policy events and policy drops; 0 otherwise. */
+	__u32 src_identity; /* of saddr */
+	__u32 dst_identity; /* of daddr */
+	__u32 rule_id;
+	__u8 verdict;       /* enum tnd_policy_verdict */
+	__u8 direction;     /* enum tnd_policy_dir of the endpoint's policy */
+	__u8 pad2[6];       /* explicit tail: the struct is 88 bytes */
 };
 
 /*
@@ -147,6 +238,8 @@ enum tnd_metrics_slot {
 	TND_METRIC_DELIVERED = 2,   /* to-container, passed into the pod */
 	TND_METRIC_LOCAL_REPLY = 3, /* ARP, ND or echo request answered in BPF */
 	TND_METRIC_PASSED = 4,      /* control traffic handed to the node's stack */
+	TND_METRIC_TO_STACK = 5,    /* from-container, not for a local endpoint:
+	                             * routed by the node's stack */
 };
 
 struct tnd_metrics_value {

@@ -6,11 +6,21 @@
  *   ct_now()                 conntrack's clock: CLOCK_MONOTONIC in ns at tick
  *                            resolution (the coarse clock, cached per tick);
  *                            read it once per packet
- *   ct_process(p, dir, endpoint_id, now, reply_first, &res)
- *                            find the packet's connection, or create it, and
- *                            account the packet; res says what happened.
- *                            reply_first: try the reversed tuple first (the
- *                            caller knows the packet is most likely a reply).
+ *   ct_find(p, dir, now, reply_first, &rkey, &reply)
+ *                            the packet's live connection, or NULL. reply
+ *                            says whether the packet goes against the first
+ *                            packet; the entry's key is then rkey (the
+ *                            reversed tuple), else p->tuple. reply_first: try
+ *                            the reversed tuple first (the caller knows the
+ *                            packet is most likely a reply).
+ *   ct_account(e, p, reply, now, &res)
+ *                            account a packet of a known connection; res
+ *                            says what happened.
+ *   ct_create(p, endpoint_id, now, policy_gen, &res)
+ *                            the packet opens a connection (after ct_find
+ *                            missed and the policy allowed it): an entry
+ *                            keyed by its tuple and ct_find's direction.
+ * Split so that policy sits between a miss and the entry it would create.
  *
  * An entry is keyed by the tuple of the connection's first packet and the
  * direction (relative to the endpoint) it was seen in. A packet is looked up
@@ -162,100 +172,105 @@ ct_lookup(const struct tnd_ct_key *k, __u64 now, __u8 flags)
 	return e;
 }
 
-static __always_inline void ct_process(struct pkt *p, __u8 dir,
-				       __u16 endpoint_id, __u64 now,
-				       int reply_first, struct ct_result *res)
+static __always_inline struct tnd_ct_entry *
+ct_find(struct pkt *p, __u8 dir, __u64 now, int reply_first,
+	struct tnd_ct_key *rkey, int *reply)
 {
-	__u8 flags = p->tcp_flags, seen, fwd, rev, old_state;
+	__u8 flags = p->tcp_flags;
 	struct tnd_ct_entry *e;
-	struct tnd_ct_key rkey;
-	int reply;
 
 	p->tuple.dir = dir;
 	if (reply_first) {
-		ct_reverse(&rkey, &p->tuple);
-		e = ct_lookup(&rkey, now, flags);
-		reply = 1;
+		ct_reverse(rkey, &p->tuple);
+		e = ct_lookup(rkey, now, flags);
+		*reply = 1;
 		if (!e) {
 			e = ct_lookup(&p->tuple, now, flags);
-			reply = 0;
+			*reply = 0;
 		}
 	} else {
 		e = ct_lookup(&p->tuple, now, flags);
-		reply = 0;
+		*reply = 0;
 		if (!e) {
-			ct_reverse(&rkey, &p->tuple);
-			e = ct_lookup(&rkey, now, flags);
-			reply = 1;
+			ct_reverse(rkey, &p->tuple);
+			e = ct_lookup(rkey, now, flags);
+			*reply = 1;
 		}
 	}
+	return e;
+}
 
-	if (e) {
-		/*
-		 * Plain read-modify-write, no atomics: a direction's counters
-		 * are written by that direction's packets, which one sender
-		 * rarely emits from two CPUs at the same instant; when it does,
-		 * an increment may be lost. They are statistics, never an input
-		 * to a verdict, and a locked add on this shared line cost
-		 * several ns per counter (see bench/datapath-cost.ts).
-		 */
-		if (reply) {
-			e->packets_rev += 1;
-			e->bytes_rev += p->len;
-			seen = e->tcp_flags_rev;
-			if (flags & ~seen)
-				e->tcp_flags_rev = seen | flags;
-		} else {
-			e->packets_fwd += 1;
-			e->bytes_fwd += p->len;
-			seen = e->tcp_flags_fwd;
-			if (flags & ~seen)
-				e->tcp_flags_fwd = seen | flags;
-		}
-		fwd = reply ? e->tcp_flags_fwd : seen | flags;
-		rev = reply ? seen | flags : e->tcp_flags_rev;
-		old_state = e->state;
-		res->state = ct_next_state(old_state, p->tuple.proto, flags,
-					   fwd, rev, reply);
-		res->created = 0;
-		res->reply = reply;
-		res->report = (flags & ~seen) || res->state != old_state ||
-			      now - e->last_report_ns > CT_REPORT_INTERVAL;
-		if (res->state != old_state)
-			e->state = res->state;
-		/* Timestamps move at most once a CT_UPDATE_INTERVAL, or on a state change. */
-		if (res->state != old_state ||
-		    now - e->last_seen_ns >= CT_UPDATE_INTERVAL) {
-			e->last_seen_ns = now;
-			e->expires_ns = now + ct_timeout(p->tuple.proto,
-							 res->state);
-		}
-		if (res->report)
-			e->last_report_ns = now;
-		return;
+static __always_inline void ct_account(struct tnd_ct_entry *e,
+				       const struct pkt *p, int reply,
+				       __u64 now, struct ct_result *res)
+{
+	__u8 flags = p->tcp_flags, seen, fwd, rev, old_state;
+
+	/*
+	 * Plain read-modify-write, no atomics: a direction's counters are
+	 * written by that direction's packets, which one sender rarely emits
+	 * from two CPUs at the same instant; when it does, an increment may be
+	 * lost. They are statistics, never an input to a verdict, and a locked
+	 * add on this shared line cost several ns per counter (see
+	 * bench/datapath-cost.ts).
+	 */
+	if (reply) {
+		e->packets_rev += 1;
+		e->bytes_rev += p->len;
+		seen = e->tcp_flags_rev;
+		if (flags & ~seen)
+			e->tcp_flags_rev = seen | flags;
+	} else {
+		e->packets_fwd += 1;
+		e->bytes_fwd += p->len;
+		seen = e->tcp_flags_fwd;
+		if (flags & ~seen)
+			e->tcp_flags_fwd = seen | flags;
 	}
-
-	/* Miss: this packet opens a connection. */
-	{
-		struct tnd_ct_entry n = {};
-
-		n.created_ns = now;
-		n.last_seen_ns = now;
-		n.last_report_ns = now;
-		n.packets_fwd = 1;
-		n.bytes_fwd = p->len;
-		n.tcp_flags_fwd = flags;
-		n.endpoint_id = endpoint_id;
-		n.state = ct_next_state(TND_CT_NEW, p->tuple.proto, flags,
-					flags, 0, 0);
-		n.expires_ns = now + ct_timeout(p->tuple.proto, n.state);
-		/* Full map: LRU evicts; a failed insert must not drop traffic. */
-		bpf_map_update_elem(&tnd_ct, &p->tuple, &n, BPF_ANY);
-		res->state = n.state;
-		res->created = 1;
-		res->reply = 0;
-		res->report = 1;
+	fwd = reply ? e->tcp_flags_fwd : seen | flags;
+	rev = reply ? seen | flags : e->tcp_flags_rev;
+	old_state = e->state;
+	res->state = ct_next_state(old_state, p->tuple.proto, flags, fwd, rev,
+				   reply);
+	res->created = 0;
+	res->reply = reply;
+	res->report = (flags & ~seen) || res->state != old_state ||
+		      now - e->last_report_ns > CT_REPORT_INTERVAL;
+	if (res->state != old_state)
+		e->state = res->state;
+	/* Timestamps move at most once a CT_UPDATE_INTERVAL, or on a state change. */
+	if (res->state != old_state ||
+	    now - e->last_seen_ns >= CT_UPDATE_INTERVAL) {
+		e->last_seen_ns = now;
+		e->expires_ns = now + ct_timeout(p->tuple.proto, res->state);
 	}
+	if (res->report)
+		e->last_report_ns = now;
+}
+
+static __always_inline void ct_create(const struct pkt *p, __u16 endpoint_id,
+				      __u64 now, __u32 policy_gen,
+				      struct ct_result *res)
+{
+	struct tnd_ct_entry n = {};
+	__u8 flags = p->tcp_flags;
+
+	n.created_ns = now;
+	n.last_seen_ns = now;
+	n.last_report_ns = now;
+	n.packets_fwd = 1;
+	n.bytes_fwd = p->len;
+	n.tcp_flags_fwd = flags;
+	n.endpoint_id = endpoint_id;
+	n.policy_gen = policy_gen;
+	n.state = ct_next_state(TND_CT_NEW, p->tuple.proto, flags, flags, 0, 0);
+	n.expires_ns = now + ct_timeout(p->tuple.proto, n.state);
+	/* Full map: LRU evicts; a failed insert must not drop traffic. */
+	bpf_map_update_elem(&tnd_ct, &p->tuple, &n, BPF_ANY);
+	res->state = n.state;
+	res->created = 1;
+	res->reply = 0;
+	res->report = 1;
 }
 
 #endif /* TND_CONNTRACK_H */

@@ -25,9 +25,9 @@ enum tnd_drop_reason {
 	DROP_TRUNCATED_IPV6 = 132,   /* < 40 bytes, payload_len or an extension header past the end */
 	DROP_TRUNCATED_L4 = 133,     /* TCP/UDP/ICMP header past the end or data offset bad */
 	DROP_UNSUPPORTED_L3 = 134,   /* EtherType not handled, or IP version mismatch */
-	DROP_UNSUPPORTED_L4 = 135,   /* IP protocol other than TCP, UDP, ICMP, ICMPv6 */
+	DROP_UNSUPPORTED_L4 = 135,   /* IP protocol other than TCP, UDP, SCTP, ICMP, ICMPv6 */
 	DROP_INVALID_SOURCE = 136,   /* source address is not the endpoint's (anti-spoofing) */
-	DROP_UNKNOWN_DEST = 137,     /* destination is no known endpoint */
+	DROP_UNKNOWN_DEST = 137,     /* retired: other destinations go to the node's stack */
 	DROP_TTL_EXCEEDED = 138,     /* TTL or hop limit would reach 0 */
 	DROP_FRAG_UNSUPPORTED = 139, /* IPv4 fragment or IPv6 fragment header */
 	DROP_INVALID_ARP = 140,      /* ARP not Ethernet/IPv4, or truncated */
@@ -36,6 +36,8 @@ enum tnd_drop_reason {
 	DROP_EXTHDR_LIMIT = 143,     /* more IPv6 extension headers than we walk */
 	DROP_WRITE_ERROR = 144,      /* resizing or rewriting the packet failed */
 	DROP_FAMILY_DISABLED = 145,  /* IPv4 or IPv6 not enabled for this endpoint */
+	DROP_POLICY_DENIED = 146,    /* the endpoint's policy denies the connection */
+	DROP_NO_POLICY = 147,        /* the endpoint has no policy map (yet) */
 };
 
 static __always_inline int send_drop(const struct pkt *p, __u32 reason,

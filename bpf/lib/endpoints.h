@@ -4,6 +4,7 @@
  *   tnd_endpoints                 HASH tnd_endpoint_key -> tnd_endpoint_info,
  *                                 one entry per address of every endpoint
  *   endpoint_lookup(tuple)        the endpoint owning tuple->daddr, or NULL
+ *   endpoint_lookup_addr(family, addr)   the endpoint owning addr, or NULL
  */
 #ifndef TND_ENDPOINTS_H
 #define TND_ENDPOINTS_H
@@ -19,13 +20,19 @@ struct {
 } tnd_endpoints SEC(".maps");
 
 static __always_inline struct tnd_endpoint_info *
-endpoint_lookup(const struct tnd_ct_key *tuple)
+endpoint_lookup_addr(__u8 family, const __u8 *addr)
 {
 	struct tnd_endpoint_key key = {};
 
-	__builtin_memcpy(key.addr, tuple->daddr, TND_ADDR_LEN);
-	key.family = tuple->family;
+	__builtin_memcpy(key.addr, addr, TND_ADDR_LEN);
+	key.family = family;
 	return bpf_map_lookup_elem(&tnd_endpoints, &key);
+}
+
+static __always_inline struct tnd_endpoint_info *
+endpoint_lookup(const struct tnd_ct_key *tuple)
+{
+	return endpoint_lookup_addr(tuple->family, tuple->daddr);
 }
 
 #endif /* TND_ENDPOINTS_H */

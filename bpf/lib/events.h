@@ -6,7 +6,8 @@
  *                               place (no stack copy); silently lost when the
  *                               ring is full, never a reason to drop a packet.
  *                               A BPF subprogram, not inlined.
- * Callers are drop.h (drops) and trace.h (forwarding traces).
+ * Callers are drop.h (drops), trace.h (forwarding traces) and policy.h
+ * (verdicts on new connections).
  */
 #ifndef TND_EVENTS_H
 #define TND_EVENTS_H
@@ -24,11 +25,16 @@ struct {
 struct event_args {
 	__u32 ifindex;
 	__u32 target_ifindex;
+	__u32 src_identity;  /* policy events and policy drops only */
+	__u32 dst_identity;
+	__u32 rule_id;
 	__u16 reason;
 	__u16 endpoint_id;
 	__u8 type;
 	__u8 obs_point;
 	__u8 ct_state;
+	__u8 verdict;
+	__u8 direction;
 };
 
 /* Out of line: events are off the fast path, and many sites emit them. */
@@ -55,9 +61,14 @@ static __noinline void event_emit(const struct pkt *p,
 	ev->sport = p->tuple.sport;
 	ev->dport = p->tuple.dport;
 	ev->pad = 0;
-	ev->pad2 = 0;
 	__builtin_memcpy(ev->saddr, p->tuple.saddr, TND_ADDR_LEN);
 	__builtin_memcpy(ev->daddr, p->tuple.daddr, TND_ADDR_LEN);
+	ev->src_identity = a->src_identity;
+	ev->dst_identity = a->dst_identity;
+	ev->rule_id = a->rule_id;
+	ev->verdict = a->verdict;
+	ev->direction = a->direction;
+	__builtin_memset(ev->pad2, 0, sizeof(ev->pad2));
 	bpf_ringbuf_submit(ev, 0);
 }
 

@@ -21,7 +21,9 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
-/* TCP, UDP and ICMP headers share what we read in their first 8 bytes. */
+/* TCP, UDP, SCTP and ICMP headers share what we read in their first 8 bytes. */
+#define SCTP_COMMON_HLEN 12
+
 struct l4_head {
 	__be16 sport;   /* ICMP: type, code */
 	__be16 dport;   /* ICMP: checksum */
@@ -51,6 +53,14 @@ static __always_inline int parse_l4(void *data, void *data_end, struct pkt *p,
 		return 0;
 	case IPPROTO_UDP:
 		if ((void *)(l4 + 1) > data_end || l4_len < 8)
+			return -DROP_TRUNCATED_L4;
+		p->tuple.sport = l4->sport;
+		p->tuple.dport = l4->dport;
+		return 0;
+	case IPPROTO_SCTP:
+		/* The common header: ports, verification tag, checksum. */
+		if ((void *)l4 + SCTP_COMMON_HLEN > data_end ||
+		    l4_len < SCTP_COMMON_HLEN)
 			return -DROP_TRUNCATED_L4;
 		p->tuple.sport = l4->sport;
 		p->tuple.dport = l4->dport;

@@ -24,6 +24,14 @@ struct btf_wire_types {
 	enum tnd_endpoint_flags endpoint_flags;
 	enum tnd_metrics_slot metrics_slot;
 	enum tnd_drop_reason drop_reason;
+	enum tnd_identity identity;
+	enum tnd_mark mark;
+	enum tnd_policy_dir policy_dir;
+	enum tnd_policy_verdict policy_verdict;
+	struct tnd_ipcache_key ipcache_key;
+	struct tnd_ipcache_value ipcache_value;
+	struct tnd_policy_key policy_key;
+	struct tnd_policy_entry policy_entry;
 	struct tnd_endpoint_key endpoint_key;
 	struct tnd_endpoint_info endpoint_info;
 	struct tnd_ct_key ct_key;

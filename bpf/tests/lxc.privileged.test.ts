@@ -2,30 +2,20 @@
  * Packet-level tests of the endpoint datapath (bpf/lxc.c) through
  * BPF_PROG_TEST_RUN: tables of {description, input packet, expected verdict,
  * expected output packet or checks, expected events}, Katran style. Every test
- * loads its own lxc.o, so maps (endpoints, conntrack, events) start empty.
- * Needs root (loads programs).
- *
- * The programs name their device by the packet's ifindex, not by a constant:
- * BPF_PROG_TEST_RUN runs tc programs on the loopback, so events about POD
- * carry ifindex 1; CONFIG has no ifindex at all (the programs load before
- * their veth exists). PEER's ifindex comes from tnd_endpoints.
+ * loads its own lxc.o, so maps (endpoints, conntrack, events) start empty;
+ * both endpoints get an allow-all policy (policy itself: policy.privileged.test.ts).
+ * Needs root (loads programs). The set-up is in lxc-harness.ts.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfObject, RingBufferReader, bpfObjectPath } from '../../src/bpf/index.js';
 import {
   TndCtDir,
   TndEndpointFlags,
-  TndCtEntry,
-  TndCtKey,
   TndCtState,
   TndDropReason,
-  TndEndpointInfo,
-  TndEndpointKey,
   TndEvent,
   TndEventType,
   TndFamily,
-  TndLxcConfig,
   TndLxcFlags,
   TndMetricsSlot,
   TndObsPoint,
@@ -33,197 +23,40 @@ import {
   tndObsPointNames,
 } from '../../src/bpf/generated/wire.js';
 import * as P from './packets.js';
-
-const LXC = bpfObjectPath('lxc.o');
-const TC_ACT_OK = 0;
-const TC_ACT_SHOT = 2;
-const TC_ACT_REDIRECT = 7;
-
-interface Endpoint {
-  id: number;
-  ifindex: number;
-  mac: Buffer;
-  routerMac: Buffer;
-  ip4: Buffer;
-  ip6: Buffer;
-}
-
-/** The device BPF_PROG_TEST_RUN runs a tc program on: the loopback. */
-const TEST_RUN_IFINDEX = 1;
-
-/** The endpoint whose programs are under test. */
-const POD: Endpoint = {
-  id: 101,
-  ifindex: TEST_RUN_IFINDEX,
-  mac: P.mac('02:00:00:00:01:02'),
-  routerMac: P.mac('02:00:00:00:01:01'),
-  ip4: P.ip4('10.200.0.2'),
-  ip6: P.ip6('fd10:200::2'),
-};
-/** Another endpoint on the node. */
-const PEER: Endpoint = {
-  id: 102,
-  ifindex: 12,
-  mac: P.mac('02:00:00:00:02:02'),
-  routerMac: P.mac('02:00:00:00:02:01'),
-  ip4: P.ip4('10.200.0.3'),
-  ip6: P.ip6('fd10:200::3'),
-};
-const ROUTER4 = P.ip4('10.200.0.1');
-const ROUTER6 = P.ip6('fd10:200::1');
-const POD_LL6 = P.ip6('fe80::2');
-const OUTSIDE4 = P.ip4('203.0.113.7');
-const OUTSIDE6 = P.ip6('2001:db8::7');
-const BROADCAST = P.mac('ff:ff:ff:ff:ff:ff');
-const ZERO_MAC = Buffer.alloc(6);
-
-const ALL = TndLxcFlags.TND_LXC_IPV4 | TndLxcFlags.TND_LXC_IPV6;
-
-type Prog = 'from_container' | 'to_container' | 'peer_from_container';
-
-interface RunResult {
-  retval: number;
-  data: Buffer;
-  events: TndEvent[];
-}
-
-/** One loaded lxc.o for POD, with PEER and POD in tnd_endpoints and the event ring read after each run. */
-class Datapath implements Disposable {
-  readonly obj: BpfObject;
-  private readonly reader: RingBufferReader;
-  private readonly pending: TndEvent[] = [];
-
-  private peer?: BpfObject;
-
-  constructor(
-    flags: number = ALL,
-    private readonly peerFlags = 0,
-  ) {
-    this.obj = BpfObject.open(LXC, { constants: { CONFIG: lxcConfig(POD, flags) } });
-    try {
-      this.obj.load();
-      this.reader = new RingBufferReader(this.obj.map('tnd_events'), (rec) => this.pending.push(TndEvent.decode(rec)));
-      this.reader.start();
-    } catch (err) {
-      this.obj.close();
-      throw err;
-    }
-    this.addEndpoint(POD);
-    this.addEndpoint(PEER);
-  }
-
-  addEndpoint(ep: Endpoint): void {
-    const info = TndEndpointInfo.encode({
-      ifindex: ep.ifindex,
-      identity: 0,
-      endpointId: ep.id,
-      flags: ep === PEER ? this.peerFlags : 0,
-      mac: ep.mac,
-      routerMac: ep.routerMac,
-    });
-    const map = this.obj.map('tnd_endpoints');
-    map.update(TndEndpointKey.encode({ addr: ep.ip4, family: TndFamily.TND_AF_INET }), info);
-    map.update(TndEndpointKey.encode({ addr: ep.ip6, family: TndFamily.TND_AF_INET6 }), info);
-  }
-
-  /** PEER's own lxc.o on the same maps: PEER's packets leave through it (its replies to POD). */
-  private peerObject(): BpfObject {
-    if (!this.peer) {
-      const reuseMaps = Object.fromEntries(['tnd_endpoints', 'tnd_ct', 'tnd_events', 'tnd_metrics'].map((n) => [n, this.obj.map(n)]));
-      const peer = BpfObject.open(LXC, { constants: { CONFIG: lxcConfig(PEER, ALL) }, reuseMaps });
-      try {
-        peer.load();
-      } catch (err) {
-        peer.close();
-        throw err;
-      }
-      this.peer = peer;
-    }
-    return this.peer;
-  }
-
-  run(prog: Prog, data: Buffer): RunResult {
-    const program = prog === 'peer_from_container' ? this.peerObject().program('from_container') : this.obj.program(prog);
-    const r = program.testRun({ data });
-    this.reader.consume();
-    return { retval: r.retval, data: r.data, events: this.pending.splice(0) };
-  }
-
-  ct(key: Omit<Parameters<typeof TndCtKey.encode>[0], 'dir'>, dir: number): ReturnType<typeof TndCtEntry.decode> | undefined {
-    const v = this.obj.map('tnd_ct').lookup(TndCtKey.encode({ ...key, dir }));
-    return v && TndCtEntry.decode(v);
-  }
-
-  ctCount(): number {
-    return this.obj.map('tnd_ct').lookupBatch().length;
-  }
-
-  /** Sum over CPUs of one tnd_metrics slot. */
-  metric(slot: number): { packets: bigint; bytes: bigint } {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(slot);
-    const v = this.obj.map('tnd_metrics').lookup(key)!;
-    let packets = 0n;
-    let bytes = 0n;
-    for (let o = 0; o < v.length; o += 16) {
-      packets += v.readBigUInt64LE(o);
-      bytes += v.readBigUInt64LE(o + 8);
-    }
-    return { packets, bytes };
-  }
-
-  [Symbol.dispose](): void {
-    this.reader.close();
-    this.peer?.close();
-    this.obj.close();
-  }
-}
-
-/** An endpoint's CONFIG. */
-function lxcConfig(ep: Endpoint, flags: number): Buffer {
-  return TndLxcConfig.encode({
-    endpointId: ep.id,
-    flags,
-    identity: 0,
-    mac: ep.mac,
-    routerMac: ep.routerMac,
-    ip4: ep.ip4,
-    routerIp4: ROUTER4,
-    ip6: ep.ip6,
-    routerIp6: ROUTER6,
-  });
-}
-
-const addr16 = (a: Buffer) => Buffer.concat([a, Buffer.alloc(16 - a.length)]);
-const verdictName = (v: number) => ({ 0: 'TC_ACT_OK', 2: 'TC_ACT_SHOT', 7: 'TC_ACT_REDIRECT' })[v] ?? String(v);
+import {
+  ALL,
+  BROADCAST,
+  Datapath,
+  OUTSIDE4,
+  OUTSIDE6,
+  PEER,
+  POD,
+  POD_LL6,
+  ROUTER4,
+  ROUTER6,
+  TC_ACT_OK,
+  TC_ACT_REDIRECT,
+  TC_ACT_SHOT,
+  ZERO_MAC,
+  addr16,
+  assertEvent,
+  echo4,
+  echo6,
+  fromPeer,
+  fromPod,
+  tcp4,
+  tcp6,
+  toPod,
+  tuple4,
+  verdictName,
+  type Prog,
+  type RunResult,
+} from './lxc-harness.js';
 
 // ------------------------------------------------------------------ packets
 
 function arpRequest(target: Buffer, sender: Buffer = POD.ip4): Buffer {
   return P.eth(BROADCAST, POD.mac, P.ETH_P_ARP, P.arp({ op: 1, sha: POD.mac, spa: sender, tha: ZERO_MAC, tpa: target }));
-}
-
-function tcp4(src: Buffer, dst: Buffer, flags: number, o: { ttl?: number; sport?: number; dport?: number } = {}): Buffer {
-  const seg = P.tcp(src, dst, { sport: o.sport ?? 40000, dport: o.dport ?? 80, flags });
-  return P.ipv4({ src, dst, proto: P.IPPROTO_TCP, ttl: o.ttl ?? 64 }, seg);
-}
-
-function tcp6(src: Buffer, dst: Buffer, flags: number, o: { sport?: number; dport?: number } = {}): Buffer {
-  const seg = P.tcp(src, dst, { sport: o.sport ?? 40000, dport: o.dport ?? 80, flags });
-  return P.ipv6({ src, dst, nextHeader: P.IPPROTO_TCP }, seg);
-}
-
-/** From POD, on its veth: Ethernet towards its router. */
-const fromPod = (type: number, payload: Buffer) => P.eth(POD.routerMac, POD.mac, type, payload);
-/** Towards POD, as the node sends it. */
-const toPod = (type: number, payload: Buffer) => P.eth(POD.mac, POD.routerMac, type, payload);
-
-function echo4(type: 8 | 0, src: Buffer, dst: Buffer, ttl = 64): Buffer {
-  return P.ipv4({ src, dst, proto: P.IPPROTO_ICMP, ttl }, P.icmp4(type, 0, P.echoBody(0x4242, 7)));
-}
-
-function echo6(type: 128 | 129, src: Buffer, dst: Buffer, hopLimit = 64): Buffer {
-  return P.ipv6({ src, dst, nextHeader: P.IPPROTO_ICMPV6, hopLimit }, P.icmp6(src, dst, type, 0, P.echoBody(0x4242, 7)));
 }
 
 function neighborSolicitation(src: Buffer, target: Buffer, withSllao = true): Buffer {
@@ -257,16 +90,8 @@ interface Case {
   events?: Partial<TndEvent>[];
 }
 
-function assertEvent(ev: TndEvent, want: Partial<TndEvent>, what: string): void {
-  for (const [k, v] of Object.entries(want)) {
-    const got = (ev as unknown as Record<string, unknown>)[k];
-    if (k === 'reason') assert.equal(tndDropReasonNames[got as number] ?? got, tndDropReasonNames[v as number], `${what}: drop reason`);
-    else assert.deepEqual(got, v, `${what}.${k}`);
-  }
-}
-
 function runCase(c: Case): void {
-  using dp = new Datapath(c.flags ?? ALL);
+  using dp = new Datapath({ flags: c.flags ?? ALL });
   const r = dp.run(c.prog ?? 'from_container', c.input);
   const reasons = r.events.map((e) => tndDropReasonNames[e.reason] ?? e.reason).join(',');
   assert.equal(verdictName(r.retval), verdictName(c.verdict), `verdict (drop reasons seen: ${reasons || 'none'})`);
@@ -489,22 +314,30 @@ const forwardCases: Case[] = [
     events: forwardTraces({ sport: P.be16(1000), dport: P.be16(2000) }),
   },
   {
-    name: 'IPv4 to an unknown destination is dropped',
+    name: 'IPv4 to a destination that is no local endpoint goes to the node\'s stack unchanged (no MAC or TTL rewrite), traced leaving POD',
     input: fromPod(P.ETH_P_IP, tcp4(POD.ip4, OUTSIDE4, P.TCP_SYN)),
-    verdict: TC_ACT_SHOT,
-    event: { ...drop(TndDropReason.DROP_UNKNOWN_DEST), daddr: addr16(OUTSIDE4), proto: P.IPPROTO_TCP },
+    verdict: TC_ACT_OK,
+    output: fromPod(P.ETH_P_IP, tcp4(POD.ip4, OUTSIDE4, P.TCP_SYN)),
+    event: { type: TndEventType.TND_EVENT_TRACE, obsPoint: TndObsPoint.TND_OBS_FROM_ENDPOINT, targetIfindex: 0, ctState: TndCtState.TND_CT_NEW, daddr: addr16(OUTSIDE4), proto: P.IPPROTO_TCP },
   },
   {
-    name: 'IPv6 to an unknown destination is dropped',
+    name: 'IPv6 to a destination that is no local endpoint goes to the node\'s stack unchanged',
     input: fromPod(P.ETH_P_IPV6, tcp6(POD.ip6, OUTSIDE6, P.TCP_SYN)),
-    verdict: TC_ACT_SHOT,
-    event: drop(TndDropReason.DROP_UNKNOWN_DEST),
+    verdict: TC_ACT_OK,
+    output: fromPod(P.ETH_P_IPV6, tcp6(POD.ip6, OUTSIDE6, P.TCP_SYN)),
+    event: { type: TndEventType.TND_EVENT_TRACE, obsPoint: TndObsPoint.TND_OBS_FROM_ENDPOINT, targetIfindex: 0, daddr: OUTSIDE6 },
   },
   {
-    name: 'TCP to the router address (not an endpoint) is dropped as unknown destination',
+    name: 'TCP to the router address (not an endpoint) goes to the node\'s stack',
     input: fromPod(P.ETH_P_IP, tcp4(POD.ip4, ROUTER4, P.TCP_SYN)),
-    verdict: TC_ACT_SHOT,
-    event: drop(TndDropReason.DROP_UNKNOWN_DEST),
+    verdict: TC_ACT_OK,
+    output: fromPod(P.ETH_P_IP, tcp4(POD.ip4, ROUTER4, P.TCP_SYN)),
+  },
+  {
+    name: 'TTL 1 to a destination that is no local endpoint is the stack\'s to handle (it sends time exceeded)',
+    input: fromPod(P.ETH_P_IP, tcp4(POD.ip4, OUTSIDE4, P.TCP_SYN, { ttl: 1 })),
+    verdict: TC_ACT_OK,
+    output: fromPod(P.ETH_P_IP, tcp4(POD.ip4, OUTSIDE4, P.TCP_SYN, { ttl: 1 })),
   },
   // The kernel's test run refuses IPv4/IPv6 frames shorter than the fixed
   // header itself (EINVAL), so truncation is tested with headers that claim
@@ -680,18 +513,6 @@ describe('lxc.o to_container', () => {
 
 // ------------------------------------------------------------------ conntrack
 
-const tuple4 = (src: Buffer, dst: Buffer, sport: number, dport: number, proto = P.IPPROTO_TCP) => ({
-  saddr: addr16(src),
-  daddr: addr16(dst),
-  sport: P.be16(sport),
-  dport: P.be16(dport),
-  proto,
-  family: TndFamily.TND_AF_INET,
-});
-
-/** From PEER, on its veth: PEER's packets leave through its own from_container. */
-const fromPeer = (type: number, payload: Buffer) => P.eth(PEER.routerMac, PEER.mac, type, payload);
-
 const { TND_OBS_FROM_ENDPOINT: FROM, TND_OBS_TO_ENDPOINT: TO } = TndObsPoint;
 const { TND_CT_EGRESS: EGRESS, TND_CT_INGRESS: INGRESS } = TndCtDir;
 /** [where, about whom, CT state] of each event of a run. */
@@ -768,14 +589,14 @@ describe('lxc.o connection tracking', () => {
   });
 
   it('with TND_LXC_TRACE_ALL every packet leaving the pod is traced; entering PEER follows PEER\'s aggregation', () => {
-    using dp = new Datapath(ALL | TndLxcFlags.TND_LXC_TRACE_ALL);
+    using dp = new Datapath({ flags: ALL | TndLxcFlags.TND_LXC_TRACE_ALL });
     const pkt = fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_ACK));
     assert.deepEqual(traces(dp.run('from_container', pkt)), [[FROM, POD.id, 0], [TO, PEER.id, 0]], 'packet 1');
     for (let i = 2; i <= 3; i++) assert.deepEqual(traces(dp.run('from_container', pkt)), [[FROM, POD.id, 0]], `packet ${i}`);
   });
 
   it('with TND_ENDPOINT_TRACE_ALL on PEER\'s tnd_endpoints entry every packet entering PEER is traced', () => {
-    using dp = new Datapath(ALL, TndEndpointFlags.TND_ENDPOINT_TRACE_ALL);
+    using dp = new Datapath({ peerFlags: TndEndpointFlags.TND_ENDPOINT_TRACE_ALL });
     const pkt = fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_ACK));
     assert.deepEqual(traces(dp.run('from_container', pkt)), [[FROM, POD.id, 0], [TO, PEER.id, 0]], 'packet 1');
     for (let i = 2; i <= 3; i++) assert.deepEqual(traces(dp.run('from_container', pkt)), [[TO, PEER.id, 0]], `packet ${i}`);
@@ -868,15 +689,19 @@ describe('lxc.o connection tracking', () => {
 });
 
 describe('lxc.o metrics', () => {
-  it('counts forwarded packets and drops by reason', () => {
+  it('counts forwarded packets, packets handed to the stack, and drops by reason', () => {
     using dp = new Datapath();
     const pkt = fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN));
+    const out = fromPod(P.ETH_P_IP, tcp4(POD.ip4, OUTSIDE4, P.TCP_SYN));
     dp.run('from_container', pkt);
     dp.run('from_container', pkt);
-    dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, OUTSIDE4, P.TCP_SYN)));
+    dp.run('from_container', out);
+    dp.run('from_container', fromPod(P.ETH_P_IP, tcp4(POD.ip4, PEER.ip4, P.TCP_SYN, { ttl: 1 })));
     assert.deepEqual(dp.metric(TndMetricsSlot.TND_METRIC_FORWARDED), { packets: 2n, bytes: BigInt(2 * pkt.length) });
     assert.deepEqual(dp.metric(TndMetricsSlot.TND_METRIC_DELIVERED), { packets: 2n, bytes: BigInt(2 * pkt.length) }, 'delivered on PEER\'s behalf');
-    assert.equal(dp.metric(TndDropReason.DROP_UNKNOWN_DEST).packets, 1n);
+    assert.deepEqual(dp.metric(TndMetricsSlot.TND_METRIC_TO_STACK), { packets: 1n, bytes: BigInt(out.length) });
+    assert.equal(dp.metric(TndDropReason.DROP_TTL_EXCEEDED).packets, 1n);
+    assert.equal(dp.metric(TndDropReason.DROP_UNKNOWN_DEST).packets, 0n, 'retired');
     assert.equal(dp.metric(TndDropReason.DROP_INVALID_SOURCE).packets, 0n);
   });
 });

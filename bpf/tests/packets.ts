@@ -14,6 +14,7 @@ export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 export const IPPROTO_ICMPV6 = 58;
+export const IPPROTO_SCTP = 132;
 export const IPPROTO_HOPOPTS = 0;
 export const IPPROTO_FRAGMENT = 44;
 
@@ -250,4 +251,45 @@ export function ndLladdrOption(type: 1 | 2, addr: Buffer): Buffer {
 /** A hop-by-hop options header with a router alert (as MLD reports carry), 8 bytes. */
 export function hopByHopRouterAlert(nextHeader: number): Buffer {
   return Buffer.from([nextHeader, 0, 5, 2, 0, 0, 1, 0]);
+}
+
+const CRC32C_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC32c (Castagnoli), SCTP's checksum (RFC 4960 appendix B, RFC 3309). */
+export function crc32c(b: Buffer): number {
+  let c = 0xffffffff;
+  for (const x of b) c = CRC32C_TABLE[(c ^ x) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** An SCTP INIT chunk (RFC 4960 3.3.2) without parameters. */
+export function sctpInit(initiateTag: number): Buffer {
+  const c = Buffer.alloc(20);
+  c[0] = 1; // INIT
+  c.writeUInt16BE(20, 2);
+  c.writeUInt32BE(initiateTag >>> 0, 4);
+  c.writeUInt32BE(65536, 8); // a_rwnd
+  c.writeUInt16BE(10, 12); // outbound streams
+  c.writeUInt16BE(10, 14); // inbound streams
+  c.writeUInt32BE(1, 16); // initial TSN
+  return c;
+}
+
+/** SCTP packet: common header (ports, verification tag, CRC32c, stored as the kernel stores it) and chunks. */
+export function sctp(sport: number, dport: number, o: { vtag?: number; chunks?: Buffer } = {}): Buffer {
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(sport, 0);
+  h.writeUInt16BE(dport, 2);
+  h.writeUInt32BE((o.vtag ?? 0) >>> 0, 4);
+  const pkt = Buffer.concat([h, o.chunks ?? sctpInit(0x11223344)]);
+  pkt.writeUInt32LE(crc32c(pkt), 8);
+  return pkt;
 }

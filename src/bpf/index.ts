@@ -4,7 +4,7 @@ export { bytesCodec, u8, u16, u32, u64, uintCodec } from './codec.js';
 export { BpfError } from './errors.js';
 export { BpfObject, type BpfObjectOptions } from './object.js';
 export { BpfProgram } from './program.js';
-export { BpfMap, MapType, type UpdateFlag } from './map.js';
+export { BpfMap, MapFlag, MapType, type MapCreateOptions, type UpdateFlag } from './map.js';
 export { TypedMap } from './typed-map.js';
 export { BpfLink } from './link.js';
 export type { LinkInfo } from './info.js';

@@ -44,6 +44,10 @@ export const bpf = {
   btfTypeById: f('void *btf__type_by_id(void *btf, uint32_t id)'),
   btfNameByOffset: f('const char *btf__name_by_offset(void *btf, uint32_t offset)'),
 
+  mapCreate: f(
+    'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)',
+  ),
+  mapGetFdById: f('int bpf_map_get_fd_by_id(uint32_t id)'),
   mapLookupElem: f('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
   mapUpdateElem: f('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
   mapDeleteElem: f('int bpf_map_delete_elem(int fd, const void *key)'),

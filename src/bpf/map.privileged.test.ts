@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfError, BpfMap, BpfObject, MapType, TypedMap, bpfObjectPath, u32, u64 } from './index.js';
+import { BpfError, BpfMap, BpfObject, MapFlag, MapType, TypedMap, bpfObjectPath, u32, u64 } from './index.js';
 import { TndEndpointInfo, TndEndpointKey } from './testdata/selftest-wire.js';
 import { privateBpffs } from './testdata/fixtures.js';
 
@@ -129,6 +129,85 @@ describe('BpfMap', () => {
 
     it('openPinned of a missing path names it', () => {
       assert.throws(() => BpfMap.openPinned(`${fs.dir}/missing`), (e: unknown) => e instanceof BpfError && e.code === 'ENOENT' && e.message.includes(`${fs.dir}/missing`));
+    });
+  });
+
+  describe('standalone maps and maps of maps', () => {
+    /** An LPM key: prefixlen, then 4 bytes matched bit by bit. */
+    const lpmKey = (prefixlen: number, a: number[]) => Buffer.concat([u32.encode(prefixlen), Buffer.from(a)]);
+    const lpm = () => BpfMap.create({ type: MapType.LPM_TRIE, name: 'test_lpm', keySize: 8, valueSize: 8, maxEntries: 16, flags: MapFlag.NO_PREALLOC });
+
+    it('create() makes a map of its own that close() frees', () => {
+      const m = lpm();
+      let id: number;
+      try {
+        id = m.id;
+        assert.equal(m.type, MapType.LPM_TRIE);
+        assert.equal(m.name, 'test_lpm');
+        assert.equal(m.keySize, 8);
+        assert.equal(m.maxEntries, 16);
+        m.update(lpmKey(16, [10, 1, 0, 0]), v(1));
+        m.update(lpmKey(24, [10, 1, 2, 0]), v(2));
+        assert.deepEqual(m.lookup(lpmKey(32, [10, 1, 2, 3])), v(2), 'longest prefix');
+        assert.deepEqual(m.lookup(lpmKey(32, [10, 1, 9, 9])), v(1));
+        assert.equal(m.lookup(lpmKey(32, [10, 2, 0, 0])), undefined);
+        // LPM tries have no batch ops: updateBatch falls back to single updates.
+        m.updateBatch([[lpmKey(8, [10, 0, 0, 0]), v(3)]]);
+        assert.deepEqual(m.lookup(lpmKey(32, [10, 9, 9, 9])), v(3));
+        assert.equal([...m.keys()].length, 3);
+      } finally {
+        m.close();
+      }
+      assert.throws(() => m.fd, /closed/);
+      assert.throws(() => BpfMap.openById(id), (e: unknown) => e instanceof BpfError && e.code === 'ENOENT' && /map id \d+/.test(e.message));
+    });
+
+    it('create() says what it was asked for when the kernel refuses', () => {
+      // An LPM trie without NO_PREALLOC is refused by the kernel.
+      assert.throws(
+        () => BpfMap.create({ type: MapType.LPM_TRIE, name: 'bad', keySize: 8, valueSize: 8, maxEntries: 16 }),
+        (e: unknown) => e instanceof BpfError && e.code === 'EINVAL' && /Cannot create map "bad" \(type 11, key 8 B, value 8 B, 16 entries, flags 0x0\)/.test(e.message),
+      );
+      assert.throws(() => BpfMap.create({ type: MapType.HASH, name: 'a name that is too long', keySize: 4, valueSize: 4, maxEntries: 1 }), /at most 15 characters/);
+    });
+
+    it('a hash of maps holds inner maps by fd, reports them by id, and swaps one in with one update', () => {
+      const template = lpm();
+      const outer = BpfMap.create({ type: MapType.HASH_OF_MAPS, name: 'test_outer', keySize: 4, valueSize: 4, maxEntries: 8, innerMap: template });
+      template.close(); // the outer map keeps what it needs of its template
+      const first = lpm();
+      const second = lpm();
+      try {
+        first.update(lpmKey(8, [10, 0, 0, 0]), v(1));
+        second.update(lpmKey(8, [10, 0, 0, 0]), v(2));
+        assert.equal(outer.innerId(k(5)), undefined);
+        assert.equal(outer.openInner(k(5)), undefined);
+        outer.setInner(k(5), first);
+        assert.equal(outer.innerId(k(5)), first.id);
+        outer.setInner(k(5), second);
+        assert.equal(outer.innerId(k(5)), second.id);
+        const inner = outer.openInner(k(5))!;
+        try {
+          assert.equal(inner.id, second.id);
+          assert.deepEqual(inner.lookup(lpmKey(32, [10, 1, 1, 1])), v(2));
+        } finally {
+          inner.close();
+        }
+        assert.equal(outer.delete(k(5)), true);
+        assert.equal(outer.innerId(k(5)), undefined);
+        // An inner map that is not like the template is refused.
+        const other = BpfMap.create({ type: MapType.HASH, name: 'test_hash', keySize: 8, valueSize: 8, maxEntries: 4 });
+        try {
+          assert.throws(() => outer.setInner(k(6), other), (e: unknown) => e instanceof BpfError && e.code === 'EINVAL');
+        } finally {
+          other.close();
+        }
+      } finally {
+        first.close();
+        second.close();
+        outer.close();
+      }
+      assert.throws(() => hash.setInner(k(1), hash), /not a map of maps/);
     });
   });
 });

@@ -1,6 +1,7 @@
 /**
  * BpfMap: one kernel map by fd. Maps of a BpfObject belong to it (close() is a
- * no-op on them); maps opened from a pin own their fd.
+ * no-op on them); maps opened from a pin or an id, or created standalone, own
+ * their fd.
  */
 import { closeFd } from '../sys/index.js';
 import { bpf } from './libbpf.js';
@@ -12,6 +13,26 @@ export const MapType = {
   LRU_HASH: 9, LRU_PERCPU_HASH: 10, LPM_TRIE: 11, ARRAY_OF_MAPS: 12, HASH_OF_MAPS: 13,
   PERCPU_CGROUP_STORAGE: 21, QUEUE: 22, STACK: 23, RINGBUF: 27, BLOOM_FILTER: 30, USER_RINGBUF: 31,
 } as const;
+
+/** Map creation flags (BPF_F_*) this project uses. */
+export const MapFlag = { NO_PREALLOC: 1 << 0, RDONLY_PROG: 1 << 7, INNER_MAP: 1 << 12 } as const;
+
+export interface MapCreateOptions {
+  type: number;
+  /** The kernel's name of the map: up to 15 characters of [A-Za-z0-9_.]. */
+  name?: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** BPF_F_* flags (MapFlag); an LPM trie needs NO_PREALLOC. */
+  flags?: number;
+  /** Maps of maps: a map like the inner maps it will hold (the kernel's template for them). */
+  innerMap?: BpfMap;
+}
+
+const MAP_NAME = /^[A-Za-z0-9_.]{0,15}$/;
+const MAP_CREATE_OPTS_SIZE = 48; // sizeof(struct bpf_map_create_opts) in libbpf 1.1
+const MAPS_OF_MAPS = new Set<number>([MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS]);
 
 const PER_CPU = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE]);
 // Maps without keys to walk: reading them is a different API (ring buffer reader, pop).
@@ -64,6 +85,46 @@ export class BpfMap {
     return PER_CPU.has(this.type) ? Math.ceil(this.valueSize / 8) * 8 * numPossibleCpus() : this.valueSize;
   }
 
+  /**
+   * A new map of its own, in no object (bpf_map_create): the inner maps of a
+   * map of maps, built whole before they are swapped in. close() frees it
+   * unless a map of maps or a pin holds it too.
+   */
+  static create(o: MapCreateOptions): BpfMap {
+    const name = o.name ?? '';
+    if (!MAP_NAME.test(name)) throw new BpfError(`Cannot create map "${name}": a map name has at most 15 characters of [A-Za-z0-9_.]`, EINVAL);
+    // struct bpf_map_create_opts: sz@0 btf_fd@8 btf_key_type_id@12 btf_value_type_id@16
+    // btf_vmlinux_value_type_id@20 inner_map_fd@24 map_flags@28 map_extra@32 numa_node@40 map_ifindex@44.
+    const opts = Buffer.alloc(MAP_CREATE_OPTS_SIZE);
+    opts.writeBigUInt64LE(BigInt(MAP_CREATE_OPTS_SIZE), 0);
+    if (o.innerMap) opts.writeUInt32LE(o.innerMap.fd, 24);
+    opts.writeUInt32LE(o.flags ?? 0, 28);
+    const fd = bpf.mapCreate(o.type, name || null, o.keySize, o.valueSize, o.maxEntries, opts) as number;
+    if (fd < 0)
+      throw new BpfError(
+        `Cannot create map "${name}" (type ${o.type}, key ${o.keySize} B, value ${o.valueSize} B, ${o.maxEntries} entries, flags 0x${(o.flags ?? 0).toString(16)})`,
+        -fd,
+      );
+    try {
+      return new BpfMap(fd, true, name || undefined);
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+  }
+
+  /** Opens a map by its kernel id (as a map of maps reports its inner maps). */
+  static openById(id: number): BpfMap {
+    const fd = bpf.mapGetFdById(id) as number;
+    if (fd < 0) throw new BpfError(`Cannot open map id ${id}`, -fd);
+    try {
+      return new BpfMap(fd, true);
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+  }
+
   static openPinned(path: string): BpfMap {
     const fd = bpf.objGet(path) as number;
     if (fd < 0) throw new BpfError(`Cannot open pinned map "${path}"`, -fd);
@@ -88,6 +149,37 @@ export class BpfMap {
     this.checkKey(key);
     this.checkValue(value);
     check(bpf.mapUpdateElem(this.fd, key, value, UPDATE_FLAGS[flag]) as number, () => `Cannot update map "${this.name}" (flag ${flag})`);
+  }
+
+  /**
+   * Maps of maps: puts `inner` at `key` in one update, replacing what was
+   * there (packets see the old map or the new one, never a mix). The outer
+   * map holds its own reference: the caller may close `inner` afterwards.
+   */
+  setInner(key: Buffer, inner: BpfMap, flag: UpdateFlag = 'any'): void {
+    this.checkMapOfMaps();
+    const fd = Buffer.alloc(4);
+    fd.writeUInt32LE(inner.fd);
+    this.update(key, fd, flag);
+  }
+
+  /** Maps of maps: the kernel id of the inner map at `key`, or undefined. */
+  innerId(key: Buffer): number | undefined {
+    this.checkMapOfMaps();
+    return this.lookup(key)?.readUInt32LE(0);
+  }
+
+  /** Maps of maps: the inner map at `key`, opened by id (the caller closes it), or undefined. */
+  openInner(key: Buffer): BpfMap | undefined {
+    const id = this.innerId(key);
+    if (id === undefined) return undefined;
+    try {
+      return BpfMap.openById(id);
+    } catch (err) {
+      // Replaced and freed between the lookup and the open: as if absent now.
+      if (err instanceof BpfError && err.errno === ENOENT) return undefined;
+      throw err;
+    }
   }
 
   /** True when the key was there. */
@@ -219,6 +311,10 @@ export class BpfMap {
     return [MapType.HASH, MapType.ARRAY, MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH].includes(
       this.type as 1,
     );
+  }
+
+  private checkMapOfMaps(): void {
+    if (!MAPS_OF_MAPS.has(this.type)) throw new BpfError(`Map "${this.name}" (type ${this.type}) is not a map of maps`, EINVAL);
   }
 
   private checkIterable(): void {

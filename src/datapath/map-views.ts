@@ -9,6 +9,7 @@ import { formatKeyAddress as addr, ntohs, protocolName } from '../common/wire-va
 import type { BpfMap } from '../bpf/index.js';
 import { tndCtStateNames } from '../bpf/generated/wire.js';
 import { NODE_MAPS, type NodeMaps } from './node-maps.js';
+import type { PolicyMapEntry } from '../common/policy-entry.js';
 
 export interface MapSummary {
   name: string;
@@ -39,6 +40,13 @@ function countEntries(map: BpfMap): number | null {
   let n = 0;
   for (const _ of map.keys()) n++;
   return n;
+}
+
+/** "80", "80-95", or "any" for a policy entry's port block. */
+function portText(e: PolicyMapEntry): string {
+  if (e.protocol === 0 || e.portPrefixLen === 0) return 'any';
+  const last = e.port + 2 ** (16 - e.portPrefixLen) - 1;
+  return last === e.port ? String(e.port) : `${e.port}-${last}`;
 }
 
 export function listMaps(maps: NodeMaps): MapSummary[] {
@@ -84,6 +92,25 @@ export function dumpMap(maps: NodeMaps, name: string): Array<Record<string, unkn
         expiresInSec: Math.max(0, Math.round(Number(v.expiresNs - now) / 1e9)),
       });
     }
+  } else if (name === 'tnd_ipcache') {
+    for (const e of maps.ipcache.entries()) rows.push({ cidr: e.cidr, identity: e.identity });
+  } else if (name === 'tnd_policy') {
+    // One row per entry of each endpoint's inner map.
+    for (const endpoint of maps.policy.endpoints()) {
+      for (const e of maps.policy.entries(endpoint)) {
+        rows.push({
+          endpoint,
+          direction: e.direction,
+          identity: e.identity,
+          protocol: e.protocol === 0 ? 'any' : protocolName(e.protocol),
+          port: portText(e),
+          verdict: e.verdict,
+          ruleId: e.ruleId,
+        });
+      }
+    }
+  } else if (name === 'tnd_policy_gen') {
+    rows.push({ generation: maps.policy.generation() });
   } else {
     for (const [k, v] of map.entries()) rows.push({ key: k.toString('hex'), value: v.toString('hex') });
   }

@@ -12,14 +12,18 @@ import {
   TndLxcConfig,
 } from '../bpf/generated/wire.js';
 import { PinPaths } from './paths.js';
+import { IpcacheMap } from './ipcache-map.js';
+import { PolicyMaps } from './policy-maps.js';
 
 /** Maps shared by all endpoints of a node, by their names in lxc.o. */
-export const NODE_MAPS = ['tnd_endpoints', 'tnd_ct', 'tnd_events', 'tnd_metrics'] as const;
+export const NODE_MAPS = ['tnd_endpoints', 'tnd_ct', 'tnd_events', 'tnd_metrics', 'tnd_ipcache', 'tnd_policy', 'tnd_policy_gen'] as const;
 export type NodeMapName = (typeof NODE_MAPS)[number];
 
 export class NodeMaps implements Disposable {
   readonly endpoints: TypedMap<TndEndpointKey, TndEndpointInfo>;
   readonly conntrack: TypedMap<TndCtKey, TndCtEntry>;
+  readonly ipcache: IpcacheMap;
+  readonly policy: PolicyMaps;
 
   private constructor(
     readonly paths: PinPaths,
@@ -27,6 +31,8 @@ export class NodeMaps implements Disposable {
   ) {
     this.endpoints = new TypedMap(raw.get('tnd_endpoints')!, TndEndpointKey, TndEndpointInfo);
     this.conntrack = new TypedMap(raw.get('tnd_ct')!, TndCtKey, TndCtEntry);
+    this.ipcache = new IpcacheMap(raw.get('tnd_ipcache')!);
+    this.policy = new PolicyMaps(raw.get('tnd_policy')!, raw.get('tnd_policy_gen')!);
   }
 
   /** Opens the pinned maps, creating and pinning any that are missing. */

@@ -2,10 +2,10 @@
  * Datapath events as users see them: the raw ring-buffer record (struct
  * tnd_event) decoded into names and addresses, and printed one per line.
  */
-import { TndEvent, tndDropReasonNames, tndObsPointNames, tndCtStateNames } from '../bpf/generated/wire.js';
+import { TndEvent, TndEventType, TndPolicyDir, TndPolicyVerdict, tndDropReasonNames, tndObsPointNames, tndCtStateNames } from '../bpf/generated/wire.js';
 import { formatKeyAddress, ntohs, protocolName } from '../common/wire-values.js';
 
-export type EventType = 'trace' | 'drop';
+export type EventType = 'trace' | 'drop' | 'policy';
 
 export interface MonitorEvent {
   time: string;
@@ -25,7 +25,21 @@ export interface MonitorEvent {
   destinationPort?: number;
   tcpFlags?: string;
   ctState?: string;
+  /** Policy events, and drops by policy: the verdict and what it was about. */
+  verdict?: 'allow' | 'deny';
+  direction?: 'ingress' | 'egress';
+  ruleId?: number;
+  /** The rule's text or name, filled in by the agent from ruleId. */
+  rule?: string;
+  sourceIdentity?: number;
+  destinationIdentity?: number;
 }
+
+const EVENT_TYPES: Record<number, EventType> = {
+  [TndEventType.TND_EVENT_TRACE]: 'trace',
+  [TndEventType.TND_EVENT_DROP]: 'drop',
+  [TndEventType.TND_EVENT_POLICY]: 'policy',
+};
 
 const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'];
 
@@ -44,7 +58,8 @@ export function tcpFlagNames(flags: number): string {
  */
 export function decodeEvent(data: Buffer, bootOffsetMs: number): MonitorEvent {
   const raw = TndEvent.decode(data);
-  const type: EventType = raw.type === 2 ? 'drop' : 'trace';
+  const type = EVENT_TYPES[raw.type];
+  if (!type) throw new RangeError(`unknown event type ${raw.type}`);
   const ev: MonitorEvent = {
     time: new Date(bootOffsetMs + Number(raw.timestampNs / 1000000n)).toISOString(),
     type,
@@ -56,6 +71,13 @@ export function decodeEvent(data: Buffer, bootOffsetMs: number): MonitorEvent {
   if (type === 'drop') {
     ev.reasonCode = raw.reason;
     ev.reason = humanize(tndDropReasonNames[raw.reason], /^DROP_/, ' ') ?? `reason ${raw.reason}`;
+  }
+  if (raw.verdict === TndPolicyVerdict.TND_POLICY_ALLOW || raw.verdict === TndPolicyVerdict.TND_POLICY_DENY) {
+    ev.verdict = raw.verdict === TndPolicyVerdict.TND_POLICY_ALLOW ? 'allow' : 'deny';
+    ev.direction = raw.direction === TndPolicyDir.TND_POLICY_INGRESS ? 'ingress' : 'egress';
+    ev.ruleId = raw.ruleId;
+    ev.sourceIdentity = raw.srcIdentity;
+    ev.destinationIdentity = raw.dstIdentity;
   }
   if (raw.targetIfindex) ev.targetIfindex = raw.targetIfindex;
   if (raw.family === 2 || raw.family === 10) {
@@ -79,13 +101,22 @@ function endpointText(addr: string | undefined, port: number | undefined): strin
   return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
+/** `identity 256 -> 257, rule 5 "allow-web"` of a policy event or a policy drop. */
+function verdictText(ev: MonitorEvent): string {
+  const rule = ev.ruleId ? `rule ${ev.ruleId}${ev.rule ? ` "${ev.rule}"` : ''}` : ev.rule ? `rule "${ev.rule}"` : 'no rule';
+  return `identity ${ev.sourceIdentity} -> ${ev.destinationIdentity}, ${rule}`;
+}
+
 /** One human line per event, as `tendril monitor` prints it. */
 export function formatEvent(ev: MonitorEvent): string {
   const time = ev.time.slice(11, 23);
-  const head = ev.type === 'drop' ? `DROP (${ev.reason})` : `TRACE ${ev.observationPoint}`;
   const flow = ev.source
     ? `${endpointText(ev.source, ev.sourcePort)} -> ${endpointText(ev.destination, ev.destinationPort)} ${ev.protocol}${ev.tcpFlags ? ` ${ev.tcpFlags}` : ''}`
     : `${ev.length} bytes, not IP`;
+  if (ev.type === 'policy')
+    return `${time} POLICY ${ev.direction} ${ev.verdict?.toUpperCase()} ep ${ev.endpoint} (${verdictText(ev)}): ${flow}`;
+  const head = ev.type === 'drop' ? `DROP (${ev.reason})` : `TRACE ${ev.observationPoint}`;
   const where = `ep ${ev.endpoint} if ${ev.ifindex}${ev.targetIfindex ? ` => if ${ev.targetIfindex}` : ''}`;
-  return `${time} ${head} ${where}: ${flow}${ev.ctState ? ` [${ev.ctState}]` : ''}`;
+  const policy = ev.type === 'drop' && ev.verdict ? ` (${ev.direction}, ${verdictText(ev)})` : '';
+  return `${time} ${head} ${where}${policy}: ${flow}${ev.ctState ? ` [${ev.ctState}]` : ''}`;
 }

@@ -12,7 +12,7 @@ function putBytes(b: Buffer, at: number, size: number, v: Buffer | Uint8Array, w
   b.set(v, at);
 }
 
-/** struct tnd_ct_entry: 72 bytes. */
+/** struct tnd_ct_entry: 80 bytes. */
 export interface TndCtEntry {
   /** __u64 created_ns at 0 */
   createdNs: bigint;
@@ -38,17 +38,19 @@ export interface TndCtEntry {
   tcpFlagsFwd: number;
   /** __u8 tcp_flags_rev at 68 */
   tcpFlagsRev: number;
+  /** __u32 policy_gen at 72 */
+  policyGen: number;
 }
 
 export const TndCtEntry: Codec<TndCtEntry> = {
-  size: 72,
+  size: 80,
   encode(v: TndCtEntry): Buffer {
-    const b = Buffer.alloc(72);
+    const b = Buffer.alloc(80);
     writeTndCtEntry(b, 0, v);
     return b;
   },
   decode(b: Buffer): TndCtEntry {
-    need(b, 72, 'tnd_ct_entry');
+    need(b, 80, 'tnd_ct_entry');
     return readTndCtEntry(b, 0);
   },
 };
@@ -66,6 +68,7 @@ function writeTndCtEntry(b: Buffer, o: number, v: TndCtEntry): void {
   b.writeUInt8(v.state, o + 66);
   b.writeUInt8(v.tcpFlagsFwd, o + 67);
   b.writeUInt8(v.tcpFlagsRev, o + 68);
+  b.writeUInt32LE(v.policyGen, o + 72);
 }
 
 function readTndCtEntry(b: Buffer, o: number): TndCtEntry {
@@ -82,6 +85,7 @@ function readTndCtEntry(b: Buffer, o: number): TndCtEntry {
     state: b.readUInt8(o + 66),
     tcpFlagsFwd: b.readUInt8(o + 67),
     tcpFlagsRev: b.readUInt8(o + 68),
+    policyGen: b.readUInt32LE(o + 72),
   };
 }
 
@@ -220,7 +224,7 @@ function readTndEndpointKey(b: Buffer, o: number): TndEndpointKey {
   };
 }
 
-/** struct tnd_event: 72 bytes. */
+/** struct tnd_event: 88 bytes. */
 export interface TndEvent {
   /** __u64 timestamp_ns at 0 */
   timestampNs: bigint;
@@ -254,17 +258,27 @@ export interface TndEvent {
   saddr: Buffer;
   /** __u8[16] daddr at 52 */
   daddr: Buffer;
+  /** __u32 src_identity at 68 */
+  srcIdentity: number;
+  /** __u32 dst_identity at 72 */
+  dstIdentity: number;
+  /** __u32 rule_id at 76 */
+  ruleId: number;
+  /** __u8 verdict at 80 */
+  verdict: number;
+  /** __u8 direction at 81 */
+  direction: number;
 }
 
 export const TndEvent: Codec<TndEvent> = {
-  size: 72,
+  size: 88,
   encode(v: TndEvent): Buffer {
-    const b = Buffer.alloc(72);
+    const b = Buffer.alloc(88);
     writeTndEvent(b, 0, v);
     return b;
   },
   decode(b: Buffer): TndEvent {
-    need(b, 72, 'tnd_event');
+    need(b, 88, 'tnd_event');
     return readTndEvent(b, 0);
   },
 };
@@ -286,6 +300,11 @@ function writeTndEvent(b: Buffer, o: number, v: TndEvent): void {
   b.writeUInt16LE(v.dport, o + 32);
   putBytes(b, o + 36, 16, v.saddr, 'tnd_event.saddr');
   putBytes(b, o + 52, 16, v.daddr, 'tnd_event.daddr');
+  b.writeUInt32LE(v.srcIdentity, o + 68);
+  b.writeUInt32LE(v.dstIdentity, o + 72);
+  b.writeUInt32LE(v.ruleId, o + 76);
+  b.writeUInt8(v.verdict, o + 80);
+  b.writeUInt8(v.direction, o + 81);
 }
 
 function readTndEvent(b: Buffer, o: number): TndEvent {
@@ -306,6 +325,77 @@ function readTndEvent(b: Buffer, o: number): TndEvent {
     dport: b.readUInt16LE(o + 32),
     saddr: Buffer.from(b.subarray(o + 36, o + 36 + 16)),
     daddr: Buffer.from(b.subarray(o + 52, o + 52 + 16)),
+    srcIdentity: b.readUInt32LE(o + 68),
+    dstIdentity: b.readUInt32LE(o + 72),
+    ruleId: b.readUInt32LE(o + 76),
+    verdict: b.readUInt8(o + 80),
+    direction: b.readUInt8(o + 81),
+  };
+}
+
+/** struct tnd_ipcache_key: 24 bytes. */
+export interface TndIpcacheKey {
+  /** __u32 prefixlen at 0 */
+  prefixlen: number;
+  /** __u8 family at 4 */
+  family: number;
+  /** __u8[16] addr at 8 */
+  addr: Buffer;
+}
+
+export const TndIpcacheKey: Codec<TndIpcacheKey> = {
+  size: 24,
+  encode(v: TndIpcacheKey): Buffer {
+    const b = Buffer.alloc(24);
+    writeTndIpcacheKey(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndIpcacheKey {
+    need(b, 24, 'tnd_ipcache_key');
+    return readTndIpcacheKey(b, 0);
+  },
+};
+
+function writeTndIpcacheKey(b: Buffer, o: number, v: TndIpcacheKey): void {
+  b.writeUInt32LE(v.prefixlen, o + 0);
+  b.writeUInt8(v.family, o + 4);
+  putBytes(b, o + 8, 16, v.addr, 'tnd_ipcache_key.addr');
+}
+
+function readTndIpcacheKey(b: Buffer, o: number): TndIpcacheKey {
+  return {
+    prefixlen: b.readUInt32LE(o + 0),
+    family: b.readUInt8(o + 4),
+    addr: Buffer.from(b.subarray(o + 8, o + 8 + 16)),
+  };
+}
+
+/** struct tnd_ipcache_value: 8 bytes. */
+export interface TndIpcacheValue {
+  /** __u32 identity at 0 */
+  identity: number;
+}
+
+export const TndIpcacheValue: Codec<TndIpcacheValue> = {
+  size: 8,
+  encode(v: TndIpcacheValue): Buffer {
+    const b = Buffer.alloc(8);
+    writeTndIpcacheValue(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndIpcacheValue {
+    need(b, 8, 'tnd_ipcache_value');
+    return readTndIpcacheValue(b, 0);
+  },
+};
+
+function writeTndIpcacheValue(b: Buffer, o: number, v: TndIpcacheValue): void {
+  b.writeUInt32LE(v.identity, o + 0);
+}
+
+function readTndIpcacheValue(b: Buffer, o: number): TndIpcacheValue {
+  return {
+    identity: b.readUInt32LE(o + 0),
   };
 }
 
@@ -403,6 +493,84 @@ function readTndMetricsValue(b: Buffer, o: number): TndMetricsValue {
   };
 }
 
+/** struct tnd_policy_entry: 8 bytes. */
+export interface TndPolicyEntry {
+  /** __u8 verdict at 0 */
+  verdict: number;
+  /** __u32 rule_id at 4 */
+  ruleId: number;
+}
+
+export const TndPolicyEntry: Codec<TndPolicyEntry> = {
+  size: 8,
+  encode(v: TndPolicyEntry): Buffer {
+    const b = Buffer.alloc(8);
+    writeTndPolicyEntry(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndPolicyEntry {
+    need(b, 8, 'tnd_policy_entry');
+    return readTndPolicyEntry(b, 0);
+  },
+};
+
+function writeTndPolicyEntry(b: Buffer, o: number, v: TndPolicyEntry): void {
+  b.writeUInt8(v.verdict, o + 0);
+  b.writeUInt32LE(v.ruleId, o + 4);
+}
+
+function readTndPolicyEntry(b: Buffer, o: number): TndPolicyEntry {
+  return {
+    verdict: b.readUInt8(o + 0),
+    ruleId: b.readUInt32LE(o + 4),
+  };
+}
+
+/** struct tnd_policy_key: 12 bytes. */
+export interface TndPolicyKey {
+  /** __u32 prefixlen at 0 */
+  prefixlen: number;
+  /** __u32 identity at 4 */
+  identity: number;
+  /** __u8 direction at 8 */
+  direction: number;
+  /** __u8 proto at 9 */
+  proto: number;
+  /** __u16 dport at 10 */
+  dport: number;
+}
+
+export const TndPolicyKey: Codec<TndPolicyKey> = {
+  size: 12,
+  encode(v: TndPolicyKey): Buffer {
+    const b = Buffer.alloc(12);
+    writeTndPolicyKey(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndPolicyKey {
+    need(b, 12, 'tnd_policy_key');
+    return readTndPolicyKey(b, 0);
+  },
+};
+
+function writeTndPolicyKey(b: Buffer, o: number, v: TndPolicyKey): void {
+  b.writeUInt32LE(v.prefixlen, o + 0);
+  b.writeUInt32LE(v.identity, o + 4);
+  b.writeUInt8(v.direction, o + 8);
+  b.writeUInt8(v.proto, o + 9);
+  b.writeUInt16LE(v.dport, o + 10);
+}
+
+function readTndPolicyKey(b: Buffer, o: number): TndPolicyKey {
+  return {
+    prefixlen: b.readUInt32LE(o + 0),
+    identity: b.readUInt32LE(o + 4),
+    direction: b.readUInt8(o + 8),
+    proto: b.readUInt8(o + 9),
+    dport: b.readUInt16LE(o + 10),
+  };
+}
+
 /** enum tnd_ct_dir. */
 export const TndCtDir = {
   TND_CT_EGRESS: 0,
@@ -451,6 +619,8 @@ export const TndDropReason = {
   DROP_EXTHDR_LIMIT: 143,
   DROP_WRITE_ERROR: 144,
   DROP_FAMILY_DISABLED: 145,
+  DROP_POLICY_DENIED: 146,
+  DROP_NO_POLICY: 147,
 } as const;
 export type TndDropReason = (typeof TndDropReason)[keyof typeof TndDropReason];
 
@@ -472,6 +642,8 @@ export const tndDropReasonNames: Record<number, string> = {
   143: 'DROP_EXTHDR_LIMIT',
   144: 'DROP_WRITE_ERROR',
   145: 'DROP_FAMILY_DISABLED',
+  146: 'DROP_POLICY_DENIED',
+  147: 'DROP_NO_POLICY',
 };
 
 /** enum tnd_endpoint_flags. */
@@ -489,6 +661,7 @@ export const tndEndpointFlagsNames: Record<number, string> = {
 export const TndEventType = {
   TND_EVENT_TRACE: 1,
   TND_EVENT_DROP: 2,
+  TND_EVENT_POLICY: 3,
 } as const;
 export type TndEventType = (typeof TndEventType)[keyof typeof TndEventType];
 
@@ -496,6 +669,7 @@ export type TndEventType = (typeof TndEventType)[keyof typeof TndEventType];
 export const tndEventTypeNames: Record<number, string> = {
   1: 'TND_EVENT_TRACE',
   2: 'TND_EVENT_DROP',
+  3: 'TND_EVENT_POLICY',
 };
 
 /** enum tnd_family. */
@@ -509,6 +683,45 @@ export type TndFamily = (typeof TndFamily)[keyof typeof TndFamily];
 export const tndFamilyNames: Record<number, string> = {
   2: 'TND_AF_INET',
   10: 'TND_AF_INET6',
+};
+
+/** enum tnd_identity. */
+export const TndIdentity = {
+  TND_IDENTITY_ANY: 0,
+  TND_IDENTITY_HOST: 1,
+  TND_IDENTITY_WORLD: 2,
+  TND_IDENTITY_UNMANAGED: 3,
+  TND_IDENTITY_HEALTH: 4,
+  TND_IDENTITY_INIT: 5,
+  TND_IDENTITY_REMOTE_NODE: 6,
+  TND_IDENTITY_KUBE_APISERVER: 7,
+  TND_IDENTITY_INGRESS: 8,
+  TND_IDENTITY_ENDPOINT_MIN: 256,
+  TND_IDENTITY_ENDPOINT_MAX: 16777215,
+  TND_IDENTITY_CIDR_MIN: 16777216,
+  TND_IDENTITY_CIDR_MAX: 2130706431,
+  TND_IDENTITY_CLASS_ENDPOINTS: 2147418113,
+  TND_IDENTITY_CLASS_WORLD: 2147418114,
+} as const;
+export type TndIdentity = (typeof TndIdentity)[keyof typeof TndIdentity];
+
+/** Value -> name of enum tnd_identity (the first name for a shared value). */
+export const tndIdentityNames: Record<number, string> = {
+  0: 'TND_IDENTITY_ANY',
+  1: 'TND_IDENTITY_HOST',
+  2: 'TND_IDENTITY_WORLD',
+  3: 'TND_IDENTITY_UNMANAGED',
+  4: 'TND_IDENTITY_HEALTH',
+  5: 'TND_IDENTITY_INIT',
+  6: 'TND_IDENTITY_REMOTE_NODE',
+  7: 'TND_IDENTITY_KUBE_APISERVER',
+  8: 'TND_IDENTITY_INGRESS',
+  256: 'TND_IDENTITY_ENDPOINT_MIN',
+  16777215: 'TND_IDENTITY_ENDPOINT_MAX',
+  16777216: 'TND_IDENTITY_CIDR_MIN',
+  2130706431: 'TND_IDENTITY_CIDR_MAX',
+  2147418113: 'TND_IDENTITY_CLASS_ENDPOINTS',
+  2147418114: 'TND_IDENTITY_CLASS_WORLD',
 };
 
 /** enum tnd_lxc_flags. */
@@ -526,12 +739,24 @@ export const tndLxcFlagsNames: Record<number, string> = {
   4: 'TND_LXC_TRACE_ALL',
 };
 
+/** enum tnd_mark. */
+export const TndMark = {
+  TND_MARK_LOCAL_REPLY: 2118975488,
+} as const;
+export type TndMark = (typeof TndMark)[keyof typeof TndMark];
+
+/** Value -> name of enum tnd_mark (the first name for a shared value). */
+export const tndMarkNames: Record<number, string> = {
+  2118975488: 'TND_MARK_LOCAL_REPLY',
+};
+
 /** enum tnd_metrics_slot. */
 export const TndMetricsSlot = {
   TND_METRIC_FORWARDED: 1,
   TND_METRIC_DELIVERED: 2,
   TND_METRIC_LOCAL_REPLY: 3,
   TND_METRIC_PASSED: 4,
+  TND_METRIC_TO_STACK: 5,
 } as const;
 export type TndMetricsSlot = (typeof TndMetricsSlot)[keyof typeof TndMetricsSlot];
 
@@ -541,6 +766,7 @@ export const tndMetricsSlotNames: Record<number, string> = {
   2: 'TND_METRIC_DELIVERED',
   3: 'TND_METRIC_LOCAL_REPLY',
   4: 'TND_METRIC_PASSED',
+  5: 'TND_METRIC_TO_STACK',
 };
 
 /** enum tnd_obs_point. */
@@ -560,6 +786,32 @@ export const tndObsPointNames: Record<number, string> = {
   3: 'TND_OBS_ARP_REPLY',
   4: 'TND_OBS_NDISC_REPLY',
   5: 'TND_OBS_ICMP_REPLY',
+};
+
+/** enum tnd_policy_dir. */
+export const TndPolicyDir = {
+  TND_POLICY_INGRESS: 0,
+  TND_POLICY_EGRESS: 1,
+} as const;
+export type TndPolicyDir = (typeof TndPolicyDir)[keyof typeof TndPolicyDir];
+
+/** Value -> name of enum tnd_policy_dir (the first name for a shared value). */
+export const tndPolicyDirNames: Record<number, string> = {
+  0: 'TND_POLICY_INGRESS',
+  1: 'TND_POLICY_EGRESS',
+};
+
+/** enum tnd_policy_verdict. */
+export const TndPolicyVerdict = {
+  TND_POLICY_ALLOW: 1,
+  TND_POLICY_DENY: 2,
+} as const;
+export type TndPolicyVerdict = (typeof TndPolicyVerdict)[keyof typeof TndPolicyVerdict];
+
+/** Value -> name of enum tnd_policy_verdict (the first name for a shared value). */
+export const tndPolicyVerdictNames: Record<number, string> = {
+  1: 'TND_POLICY_ALLOW',
+  2: 'TND_POLICY_DENY',
 };
 
 export {};

@@ -1,0 +1,145 @@
+/**
+ * PolicyMaps: the node's tnd_policy (endpoint id -> the endpoint's policy, an
+ * LPM trie) and tnd_policy_gen. A policy is installed whole: a new inner map
+ * is built and filled, then swapped in with one update of the outer map, so
+ * no packet sees half of it; the kernel frees the old map once no program
+ * holds it. After every policy or identity change the agent bumps the
+ * generation, and the datapath re-checks each established connection once.
+ *
+ * Key layout (struct tnd_policy_key): prefixlen counts the bits after it,
+ * 32 identity + 8 direction [+ 8 protocol [+ the port's prefix bits]].
+ */
+import { invalid } from '../common/errors.js';
+import type { Direction, PolicyMapEntry } from '../common/policy-entry.js';
+import { ntohs } from '../common/wire-values.js';
+import { BpfMap, MapFlag, MapType, u32 } from '../bpf/index.js';
+import { TndPolicyDir, TndPolicyEntry, TndPolicyKey, TndPolicyVerdict } from '../bpf/generated/wire.js';
+import { checkIdentity } from './ipcache-map.js';
+
+/** Entries one endpoint's policy may hold (TND_POLICY_ENTRIES_MAX of common.h). */
+export const POLICY_ENTRIES_MAX = 65536;
+
+const L3_BITS = 40; // identity + direction
+const L4_BITS = 48; // + protocol
+const MAX_ENDPOINT_ID = 0xffff;
+
+/** The entries of an endpoint no policy selects: everything allowed both ways (rule 0). */
+export function allowAllEntries(): PolicyMapEntry[] {
+  return (['ingress', 'egress'] as const).map((direction) => ({ direction, identity: 0, protocol: 0, port: 0, portPrefixLen: 0, verdict: 'allow', ruleId: 0 }));
+}
+
+function checkEndpointId(id: number): void {
+  if (!Number.isInteger(id) || id < 1 || id > MAX_ENDPOINT_ID) throw invalid(`endpoint id ${id} is not an integer from 1 to ${MAX_ENDPOINT_ID}`);
+}
+
+/** The map key of an entry; throws on an entry the datapath could not mean. */
+export function policyKey(e: PolicyMapEntry, what = 'policy entry'): TndPolicyKey {
+  if (e.direction !== 'ingress' && e.direction !== 'egress') throw invalid(`${what}: direction "${String(e.direction)}" is neither ingress nor egress`);
+  checkIdentity(e.identity, what);
+  if (!Number.isInteger(e.protocol) || e.protocol < 0 || e.protocol > 255) throw invalid(`${what}: protocol ${e.protocol} is not an IP protocol number (0-255)`);
+  if (!Number.isInteger(e.portPrefixLen) || e.portPrefixLen < 0 || e.portPrefixLen > 16) throw invalid(`${what}: portPrefixLen ${e.portPrefixLen} is not 0-16`);
+  if (!Number.isInteger(e.port) || e.port < 0 || e.port > 0xffff) throw invalid(`${what}: port ${e.port} is not 0-65535`);
+  if (e.protocol === 0 && (e.port !== 0 || e.portPrefixLen !== 0)) throw invalid(`${what}: an entry for any protocol (0) has no port, got ${e.port}/${e.portPrefixLen}`);
+  const hostBits = (1 << (16 - e.portPrefixLen)) - 1;
+  if ((e.port & hostBits) !== 0) throw invalid(`${what}: port ${e.port} is not the first of a /${e.portPrefixLen} block (expected ${e.port & ~hostBits & 0xffff})`);
+  const direction = e.direction === 'ingress' ? TndPolicyDir.TND_POLICY_INGRESS : TndPolicyDir.TND_POLICY_EGRESS;
+  if (e.protocol === 0) return { prefixlen: L3_BITS, identity: e.identity, direction, proto: 0, dport: 0 };
+  return { prefixlen: L4_BITS + e.portPrefixLen, identity: e.identity, direction, proto: e.protocol, dport: ntohs(e.port) };
+}
+
+function policyValue(e: PolicyMapEntry, what: string): TndPolicyEntry {
+  if (e.verdict !== 'allow' && e.verdict !== 'deny') throw invalid(`${what}: verdict "${String(e.verdict)}" is neither allow nor deny`);
+  if (!Number.isInteger(e.ruleId) || e.ruleId < 0 || e.ruleId > 0xffffffff) throw invalid(`${what}: ruleId ${e.ruleId} is not 0-4294967295`);
+  return { verdict: e.verdict === 'allow' ? TndPolicyVerdict.TND_POLICY_ALLOW : TndPolicyVerdict.TND_POLICY_DENY, ruleId: e.ruleId };
+}
+
+export function decodePolicyEntry(key: TndPolicyKey, value: TndPolicyEntry): PolicyMapEntry {
+  const direction: Direction = key.direction === TndPolicyDir.TND_POLICY_INGRESS ? 'ingress' : 'egress';
+  const verdict = value.verdict === TndPolicyVerdict.TND_POLICY_ALLOW ? 'allow' : 'deny';
+  if (key.prefixlen < L4_BITS) return { direction, identity: key.identity, protocol: 0, port: 0, portPrefixLen: 0, verdict, ruleId: value.ruleId };
+  return { direction, identity: key.identity, protocol: key.proto, port: ntohs(key.dport), portPrefixLen: key.prefixlen - L4_BITS, verdict, ruleId: value.ruleId };
+}
+
+export class PolicyMaps {
+  /** `outer` is tnd_policy, `gen` tnd_policy_gen; both stay their owner's to close. */
+  constructor(
+    readonly outer: BpfMap,
+    readonly gen: BpfMap,
+  ) {
+    if (outer.type !== MapType.HASH_OF_MAPS) throw invalid(`map "${outer.name}" is not a hash of maps (type ${outer.type})`);
+  }
+
+  /**
+   * Replaces the endpoint's whole policy with `entries` in one step. Bad
+   * input changes nothing: every entry is checked before the kernel sees any.
+   */
+  install(endpointId: number, entries: PolicyMapEntry[]): void {
+    checkEndpointId(endpointId);
+    if (entries.length > POLICY_ENTRIES_MAX) throw invalid(`the policy of endpoint ${endpointId} has ${entries.length} entries; at most ${POLICY_ENTRIES_MAX} fit`);
+    const byKey = new Map<string, [Buffer, Buffer, number]>();
+    entries.forEach((e, i) => {
+      const what = `policy entry ${i} of endpoint ${endpointId}`;
+      const key = TndPolicyKey.encode(policyKey(e, what));
+      const value = TndPolicyEntry.encode(policyValue(e, what));
+      const id = key.toString('hex');
+      const seen = byKey.get(id);
+      if (seen && !seen[1].equals(value))
+        throw invalid(`${what} has the key of entry ${seen[2]} (${e.direction} identity ${e.identity} protocol ${e.protocol} port ${e.port}/${e.portPrefixLen}) with another verdict or rule`);
+      if (!seen) byKey.set(id, [key, value, i]);
+    });
+    const inner = BpfMap.create({
+      type: MapType.LPM_TRIE,
+      name: `tnd_pol_${endpointId}`,
+      keySize: TndPolicyKey.size,
+      valueSize: TndPolicyEntry.size,
+      maxEntries: POLICY_ENTRIES_MAX,
+      flags: MapFlag.NO_PREALLOC,
+    });
+    try {
+      // LPM tries have no batch update (6.18): updateBatch falls back to one update per entry.
+      inner.updateBatch([...byKey.values()].map(([k, v]) => [k, v]));
+      this.outer.setInner(u32.encode(endpointId), inner);
+    } finally {
+      inner.close(); // tnd_policy holds the map now; the old one goes with its last reference
+    }
+  }
+
+  /** Removes the endpoint's policy: its new connections are then dropped (no policy). True when it had one. */
+  remove(endpointId: number): boolean {
+    checkEndpointId(endpointId);
+    return this.outer.delete(u32.encode(endpointId));
+  }
+
+  has(endpointId: number): boolean {
+    checkEndpointId(endpointId);
+    return this.outer.innerId(u32.encode(endpointId)) !== undefined;
+  }
+
+  /** The endpoint's installed policy as the kernel holds it ([] when it has none; see has()). */
+  entries(endpointId: number): PolicyMapEntry[] {
+    checkEndpointId(endpointId);
+    const inner = this.outer.openInner(u32.encode(endpointId));
+    if (!inner) return [];
+    try {
+      return [...inner.entries()].map(([k, v]) => decodePolicyEntry(TndPolicyKey.decode(k), TndPolicyEntry.decode(v)));
+    } finally {
+      inner.close();
+    }
+  }
+
+  /** Endpoints that have a policy installed. */
+  endpoints(): number[] {
+    return [...this.outer.keys()].map((k) => u32.decode(k)).sort((a, b) => a - b);
+  }
+
+  generation(): number {
+    return u32.decode(this.gen.lookup(u32.encode(0))!);
+  }
+
+  /** Tells the datapath that policies or identities changed: established connections get re-checked. Returns the new generation. */
+  bumpGeneration(): number {
+    const next = (this.generation() + 1) >>> 0;
+    this.gen.update(u32.encode(0), u32.encode(next));
+    return next;
+  }
+}
