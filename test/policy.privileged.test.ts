@@ -124,10 +124,10 @@ spec:
       await verdicts.stop();
       await drops.stop();
     }
-    const allowed = verdicts.events.find((e) => e.verdict === 'allow' && e.source === good.ipv4 && e.destinationPort === 80 && e.protocol === 'tcp');
-    assert.ok(allowed, `no allow verdict for frontend -> web:80 in ${JSON.stringify(verdicts.events)}`);
+    const allowed = verdicts.events.find((e) => e.verdict === 'allow' && e.source === good.ipv4 && e.destinationPort === 80 && e.protocol === 'TCP' && e.direction === 'ingress');
+    assert.ok(allowed, `no ingress allow verdict for frontend -> web:80 among ${verdicts.events.length} events`);
     assert.match(String(allowed.rule), /web-from-frontend/);
-    const denied = verdicts.events.find((e) => e.verdict === 'deny' && e.source === bad.ipv4 && e.destinationPort === 80);
+    const denied = verdicts.events.find((e) => e.verdict === 'deny' && e.source === bad.ipv4 && e.destinationPort === 80 && e.direction === 'ingress');
     assert.ok(denied, 'a deny verdict for the intruder');
     const drop = drops.events.find((e) => e.source === bad.ipv4 && e.destination === web.ipv4);
     assert.ok(drop, 'the intruder\'s packets are dropped');
@@ -378,7 +378,7 @@ spec:
     assert.match(get.stdout, /CiliumNetworkPolicy/);
     assert.equal((await node.cli(['policy', 'get', 'nope'])).code, 1);
     assert.equal((await node.cli(['policy', 'delete', 'shop/two'])).code, 0);
-    assert.doesNotMatch((await node.cli(['policy', 'list'])).stdout, /two/);
+    assert.doesNotMatch((await node.cli(['policy', 'list'])).stdout, /shop\/two/);
     assert.equal((await node.cli(['policy', 'delete', 'two'])).code, 1, 'deleting what is gone is an error');
     await clearPolicies();
     assert.equal(JSON.parse((await node.cli(['policy', 'list', '-o', 'json'])).stdout).length, 0);
