@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Topology, AGENT_BIN, sh, must, type Node } from './harness/topology.js';
 
 function assertOneLine(stderr: string, pattern: RegExp): void {
@@ -103,6 +103,43 @@ describe('bad input to the agent and the CLI', () => {
       assert.match(r.stderr, pattern);
       assert.match(r.stderr, /usage: tendril/);
     }
+  });
+
+  test('bad policy files: one line naming file, document and field; nothing changes', async () => {
+    const cnp = (spec: string, name = 'p') => `apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: ${name} }\nspec:\n${spec}\n`;
+    const ingress = (rule: string) => cnp(`  endpointSelector: { matchLabels: { app: web } }\n  ingress:\n  - ${rule}`);
+    const cases: Array<[string, string, RegExp]> = [
+      ['unknown field', cnp('  endpointSelector: {}\n  ingres: []'), /bad\.yaml: document 1 \(CiliumNetworkPolicy "p"\): spec.*ingres/],
+      ['wrong type', cnp('  endpointSelector: {}\n  ingress: "everyone"'), /document 1 .*spec\.ingress/],
+      ['invalid CIDR', ingress('fromCIDR: [ 10.0.0.300/8 ]'), /spec\.ingress\[0\]\.fromCIDR\[0\].*10\.0\.0\.300\/8/],
+      ['port out of range', ingress('toPorts: [ { ports: [ { port: "70000", protocol: TCP } ] } ]'), /ports\[0\]\.port.*70000/],
+      ['endPort below port', ingress('toPorts: [ { ports: [ { port: "90", endPort: 80, protocol: TCP } ] } ]'), /ports\[0\]\.endPort.*80/],
+      ['unknown protocol', ingress('toPorts: [ { ports: [ { port: "80", protocol: QUIC } ] } ]'), /ports\[0\]\.protocol.*QUIC/],
+      ['unknown entity', ingress('fromEntities: [ galaxy ]'), /fromEntities\[0\].*galaxy/],
+      ['regex as label value', ingress('fromEndpoints: [ { matchLabels: { org: "emp.*" } } ]'), /fromEndpoints\[0\]\.matchLabels.*emp\.\*/],
+      ['empty file', '', /bad\.yaml.*no (policy )?documents?/i],
+      ['duplicate names', `${cnp('  endpointSelector: {}', 'twin')}---\n${cnp('  endpointSelector: {}', 'twin')}`, /twin.*(twice|duplicate)/i],
+      ['YAML syntax', 'apiVersion: [unclosed', /bad\.yaml.*line 1/],
+      ['unknown kind', 'apiVersion: v1\nkind: Pod\nmetadata: { name: x }\n', /document 1.*(apiVersion|kind)/],
+    ];
+    const file = join(topo.dir, 'bad.yaml');
+    const before = (await node.cli(['policy', 'list', '-o', 'json'])).stdout;
+    const beforeMaps = await snapshot();
+    for (const [what, text, pattern] of cases) {
+      writeFileSync(file, text);
+      const r = await node.cli(['policy', 'import', file]);
+      assert.equal(r.code, 1, `${what}: exit ${r.code} ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line, not:\n${r.stderr}`);
+      assertOneLine(r.stderr, pattern);
+    }
+    const missing = await node.cli(['policy', 'import', join(topo.dir, 'no-such.yaml')]);
+    assert.equal(missing.code, 1);
+    assertOneLine(missing.stderr, /no-such\.yaml: cannot read it \(no such file\)/);
+    assert.equal((await node.cli(['policy', 'import'])).code, 2, 'no file is a usage error');
+    assert.equal((await node.cli(['policy', 'trace', '--src', 'app=x', '--dst', 'app=y', '--dport', '99999/TCP'])).code, 1);
+    assert.equal((await node.cli(['policy', 'trace', '--src', 'not a thing', '--dst', '1', '--dport', '80'])).code, 1);
+    assert.equal((await node.cli(['policy', 'list', '-o', 'json'])).stdout, before);
+    assert.equal(await snapshot(), beforeMaps);
   });
 
   test('the CLI says when the agent cannot be reached', async () => {

@@ -5,6 +5,8 @@
  *                                           ([{host, port, proto: "tcp"|"udp"}]) at once and
  *                                           prints one JSON array of booleans: did the
  *                                           echo come back within TIMEOUT_MS
+ *   node probe.js flood HOST PORT MS        UDP datagrams to HOST:PORT every MS milliseconds,
+ *                                           one flow, until killed
  *   node probe.js stream HOST PORT          a long-lived TCP connection: sends a line every
  *                                           100 ms, prints "echo N" for each one echoed,
  *                                           "closed: why" when it ends (no echo for 1 s,
@@ -114,11 +116,19 @@ function stream(host: string, port: number): void {
   sock.on('end', () => finish('peer closed'));
 }
 
+function flood(host: string, port: number, intervalMs: number): void {
+  const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  const message = Buffer.from('flood');
+  sock.on('error', () => undefined); // a denied datagram is the point, not a failure
+  sock.connect(port, host, () => setInterval(() => sock.send(message), intervalMs));
+}
+
 const [mode, ...args] = process.argv.slice(2);
 if (mode === 'serve' && args.length > 0) serve(args.map(Number));
 else if (mode === 'probe' && args.length === 2) void probe(Number(args[0]), JSON.parse(args[1]!) as Target[]);
+else if (mode === 'flood' && args.length === 3) flood(args[0]!, Number(args[1]), Number(args[2]));
 else if (mode === 'stream' && args.length === 2) stream(args[0]!, Number(args[1]));
 else {
-  process.stderr.write('usage: probe.js serve PORT... | probe TIMEOUT_MS JSON | stream HOST PORT\n');
+  process.stderr.write('usage: probe.js serve PORT... | probe TIMEOUT_MS JSON | flood HOST PORT MS | stream HOST PORT\n');
   process.exit(2);
 }
