@@ -157,21 +157,26 @@ export class EndpointManager {
     // last, so the pod's first packet finds programs and map entries in place.
     const veth = createVeth(spec);
     let addressing: Promise<void> | undefined;
+    let policy: Promise<void> | undefined;
     try {
+      // The datapath is default-deny: the policy is in place before the link
+      // comes up. Its swap waits for an RCU grace period in the kernel, on a
+      // worker thread while the programs are verified.
+      policy = this.maps.policy.installAsync(ep.id, allowAllEntries());
+      policy.catch(() => undefined); // awaited below
       using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
       await veth;
       ep.ifindex = ifNameToIndex(ep.hostIfname);
       addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
       addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
-      // The datapath is default-deny: the policy is in place before the first packet.
-      this.maps.policy.install(ep.id, allowAllEntries());
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       await addressing;
+      await policy;
       await setLinkUp(ep.hostIfname);
     } catch (err) {
       // Let the link commands settle before removing what they made.
-      await Promise.allSettled([veth, addressing]);
+      await Promise.allSettled([veth, addressing, policy]);
       await this.teardown(ep).catch(() => undefined);
       this.ipam.release(String(id));
       throw err;
@@ -184,11 +189,11 @@ export class EndpointManager {
 
   private async teardown(ep: Endpoint): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
-    this.maps.policy.remove(ep.id);
+    const policy = this.maps.policy.removeAsync(ep.id);
     this.purgeConntrack(ep.id);
     // Deleting the device removes its filters and with them the programs:
     // no moment in which the pod's traffic passes without them.
-    await deleteLink(ep.hostIfname);
+    await Promise.all([deleteLink(ep.hostIfname), policy]);
   }
 
   private writeMapEntries(ep: Endpoint): void {
