@@ -121,10 +121,13 @@ struct flow_ids {
 static __always_inline void flow_ids_resolve(struct flow_ids *ids,
 					     const struct pkt *p)
 {
+	const struct addr16 *saddr = (const void *)p->tuple.saddr;
+	const struct addr16 *daddr = (const void *)p->tuple.daddr;
+
 	if (ids->src == IDENTITY_UNRESOLVED)
-		ids->src = identity_of(p->tuple.family, (const struct addr16 *)p->tuple.saddr);
+		ids->src = identity_of(p->tuple.family, saddr);
 	if (ids->dst == IDENTITY_UNRESOLVED)
-		ids->dst = identity_of(p->tuple.family, (const struct addr16 *)p->tuple.daddr);
+		ids->dst = identity_of(p->tuple.family, daddr);
 }
 
 /* The enums differ: conntrack's egress is 0, policy's ingress is. */
@@ -138,13 +141,6 @@ static __always_inline __u8 obs_of(__u8 ct_dir)
 {
 	return ct_dir == TND_CT_EGRESS ? TND_OBS_FROM_ENDPOINT :
 					 TND_OBS_TO_ENDPOINT;
-}
-
-/* a carries the verdict: rule, identities, direction. */
-static __noinline int drop_policy(const struct pkt *p, __u32 reason,
-				  struct event_args *a)
-{
-	return send_drop(p, reason, a);
 }
 
 /*
@@ -179,7 +175,7 @@ __noinline int policy_new(const struct pkt *p, __u8 dir, __u16 endpoint_id,
 	a.direction = pdir;
 	send_policy(p, &a);
 	if (reason)
-		return drop_policy(p, reason, &a);
+		return send_drop(p, reason, &a);
 	return CTX_OK;
 }
 
@@ -201,8 +197,8 @@ __noinline int ct_recheck(const struct pkt *p, const struct tnd_ct_key *k,
 	if (!p || !k)
 		return CTX_DROP;
 	pdir = policy_dir(k->dir);
-	src = identity_of(k->family, (const struct addr16 *)k->saddr);
-	dst = identity_of(k->family, (const struct addr16 *)k->daddr);
+	src = identity_of(k->family, (const void *)k->saddr);
+	dst = identity_of(k->family, (const void *)k->daddr);
 	reason = policy_check(endpoint_id, pdir,
 			      pdir == TND_POLICY_EGRESS ? dst : src, k->proto,
 			      policy_dport(k->proto, k->dport), &res);
@@ -227,7 +223,8 @@ __noinline int ct_recheck(const struct pkt *p, const struct tnd_ct_key *k,
  * re-check when the policy generation moved since the connection was
  * allowed (one array load and a compare otherwise); a packet opening a
  * connection must pass the policy first, and only then gets an entry.
- * CTX_OK, or the drop verdict.
+ * CTX_OK, or CTX_DROP (constant, not the callees' return values: fewer
+ * paths for the verifier).
  */
 static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 				     __u16 endpoint_id, __u32 ifindex,
@@ -239,7 +236,6 @@ static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 	struct tnd_ct_entry *e;
 	int reply;
 
-	/* Constant verdicts, not the callees': fewer paths for the verifier. */
 	e = ct_find(p, dir, now, reply_first, &rkey, &reply);
 	if (likely(e)) {
 		if (unlikely(e->policy_gen != gen)) {

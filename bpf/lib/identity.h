@@ -16,7 +16,7 @@
 #include "ipcache.h"
 #include "endpoints.h"
 
-/* An address as a sized type: a global function's pointer argument needs one. */
+/* An address as a sized type, as a global function's argument must be. */
 struct addr16 {
 	__u8 b[TND_ADDR_LEN];
 };
@@ -33,7 +33,8 @@ static __always_inline __u32 identity_class(__u32 id)
 
 /*
  * tnd_endpoints first: it holds the identity the agent gave the endpoint
- * even before (or without) an ipcache entry for its address.
+ * even before (or without) an ipcache entry for its address. A global
+ * function, so the verifier checks it once for all its callers.
  */
 __noinline __u32 identity_of(__u8 family, const struct addr16 *addr)
 {
@@ -42,7 +43,6 @@ __noinline __u32 identity_of(__u8 family, const struct addr16 *addr)
 	if (!addr)
 		return TND_IDENTITY_WORLD;
 	info = endpoint_lookup_addr(family, addr->b);
-
 	if (info)
 		return info->identity;
 	return ipcache_lookup(family, addr->b);

@@ -35,7 +35,7 @@
 #include "pkt.h"
 #include <linux/in.h>
 
-/* The inner map template; every swapped-in map must have its type, sizes and flags. */
+/* Inner map template: swapped-in maps have its type, sizes and flags. */
 struct policy_inner_map {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -112,7 +112,8 @@ static __always_inline int policy_note(const struct tnd_policy_entry *e,
 }
 
 /*
- * Out of line: new connections only, and several call sites. The key is the
+ * A global function (verified once; its pointers may be NULL as far as the
+ * verifier knows): new connections only, several call sites. The key is the
  * caller's, filled but for the identity (five arguments at most).
  */
 __noinline int policy_lookup(__u32 endpoint_id, __u32 peer,
