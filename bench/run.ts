@@ -4,7 +4,7 @@
  * namespaces and removes them.
  */
 import { Topology } from '../test/harness/topology.js';
-import { endpointProgramCost } from './datapath-cost.js';
+import { POLICY_SIZE, endpointProgramCost, policyCost } from './datapath-cost.js';
 import { plainRoutedPair, requestResponse, tendrilPair, throughput } from './pod-to-pod.js';
 import { addHundred, addOne, bareLinks } from './endpoint-add.js';
 import { median, printTable, type Row } from './stats.js';
@@ -29,6 +29,14 @@ async function main(): Promise<void> {
   note('endpoint program cost (BPF_PROG_TEST_RUN)');
   const cost = endpointProgramCost(quick ? 50 : 500);
   rows.push({ figure: 'endpoint program, established TCP packet', tendril: cost.tendril, baseline: cost.floor, baselineName: 'pass-through tc program', unit: 'ns/pkt', target: { ratio: 2, better: 'lower' } });
+
+  note(`policy cost (BPF_PROG_TEST_RUN, ${POLICY_SIZE}-entry policies)`);
+  const pol = policyCost(quick ? 50 : 500, quick ? 100 : 1000);
+  const big = `${POLICY_SIZE / 1000}k-entry policy`;
+  rows.push({ figure: `established TCP packet, ${big}`, tendril: pol.established.big, baseline: pol.established.allowAll, baselineName: 'allow-all policy', unit: 'ns/pkt', target: { ratio: 1.2, better: 'lower' } });
+  rows.push({ figure: `new connection (SYN, 1 run each), ${big}`, tendril: pol.newConnection.big, baseline: pol.newConnection.allowAll, baselineName: 'allow-all policy', unit: 'ns/conn' });
+  rows.push({ figure: `SYN denied by default (3 lookups), ${big}`, tendril: pol.denied.big, baseline: pol.denied.empty, baselineName: 'empty policy', unit: 'ns/pkt' });
+  rows.push({ figure: `install a ${big} (new map + swap)`, tendril: pol.install.policy, baseline: pol.install.hashUpdates, baselineName: `${POLICY_SIZE} hash map updates`, unit: 'ms', target: { absolute: 100, better: 'lower' } });
 
   const topo = Topology.create();
   try {

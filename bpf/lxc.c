@@ -121,10 +121,13 @@ struct flow_ids {
 static __always_inline void flow_ids_resolve(struct flow_ids *ids,
 					     const struct pkt *p)
 {
+	const struct addr16 *saddr = (const void *)p->tuple.saddr;
+	const struct addr16 *daddr = (const void *)p->tuple.daddr;
+
 	if (ids->src == IDENTITY_UNRESOLVED)
-		ids->src = identity_of(p->tuple.family, p->tuple.saddr);
+		ids->src = identity_of(p->tuple.family, saddr);
 	if (ids->dst == IDENTITY_UNRESOLVED)
-		ids->dst = identity_of(p->tuple.family, p->tuple.daddr);
+		ids->dst = identity_of(p->tuple.family, daddr);
 }
 
 /* The enums differ: conntrack's egress is 0, policy's ingress is. */
@@ -140,28 +143,23 @@ static __always_inline __u8 obs_of(__u8 ct_dir)
 					 TND_OBS_TO_ENDPOINT;
 }
 
-/* a carries the verdict: rule, identities, direction. */
-static __noinline int drop_policy(const struct pkt *p, __u32 reason,
-				  struct event_args *a)
-{
-	return send_drop(p, reason, a);
-}
-
 /*
  * A packet opening a connection in direction dir of endpoint endpoint_id
  * (host veth ifindex): the endpoint's policy decides, and a
- * TND_EVENT_POLICY event says how. CTX_OK, or the drop verdict. Out of
- * line: new connections only.
+ * TND_EVENT_POLICY event says how. CTX_OK, or the drop verdict. New
+ * connections only; a global function, so the verifier checks it once
+ * instead of once per path that reaches it (pointers may then be NULL).
  */
-static __noinline int policy_new(const struct pkt *p, __u8 dir,
-				 __u16 endpoint_id, __u32 ifindex,
-				 struct flow_ids *ids)
+__noinline int policy_new(const struct pkt *p, __u8 dir, __u16 endpoint_id,
+			  __u32 ifindex, struct flow_ids *ids)
 {
 	__u8 pdir = policy_dir(dir);
 	struct event_args a = {};
 	struct policy_result res;
 	int reason;
 
+	if (!p || !ids)
+		return CTX_DROP;
 	flow_ids_resolve(ids, p);
 	reason = policy_check(endpoint_id, pdir,
 			      pdir == TND_POLICY_EGRESS ? ids->dst : ids->src,
@@ -177,7 +175,7 @@ static __noinline int policy_new(const struct pkt *p, __u8 dir,
 	a.direction = pdir;
 	send_policy(p, &a);
 	if (reason)
-		return drop_policy(p, reason, &a);
+		return send_drop(p, reason, &a);
 	return CTX_OK;
 }
 
@@ -185,20 +183,22 @@ static __noinline int policy_new(const struct pkt *p, __u8 dir,
  * A known connection (entry key k, of endpoint_id) whose policy changed since
  * it was allowed: the policy is asked again about the connection's original
  * direction. CTX_OK keeps it; else the entry is deleted and the packet
- * dropped. Out of line: once per connection and policy change.
+ * dropped. Once per connection and policy change; global, like policy_new().
  */
-static __noinline int ct_recheck(const struct pkt *p,
-				 const struct tnd_ct_key *k, __u16 endpoint_id,
-				 __u32 ifindex, int reply)
+__noinline int ct_recheck(const struct pkt *p, const struct tnd_ct_key *k,
+			  __u16 endpoint_id, __u32 ifindex, int reply)
 {
-	__u8 pdir = policy_dir(k->dir);
 	struct event_args a = {};
 	struct policy_result res;
 	__u32 src, dst;
 	int reason;
+	__u8 pdir;
 
-	src = identity_of(k->family, k->saddr);
-	dst = identity_of(k->family, k->daddr);
+	if (!p || !k)
+		return CTX_DROP;
+	pdir = policy_dir(k->dir);
+	src = identity_of(k->family, (const void *)k->saddr);
+	dst = identity_of(k->family, (const void *)k->daddr);
 	reason = policy_check(endpoint_id, pdir,
 			      pdir == TND_POLICY_EGRESS ? dst : src, k->proto,
 			      policy_dport(k->proto, k->dport), &res);
@@ -223,7 +223,8 @@ static __noinline int ct_recheck(const struct pkt *p,
  * re-check when the policy generation moved since the connection was
  * allowed (one array load and a compare otherwise); a packet opening a
  * connection must pass the policy first, and only then gets an entry.
- * CTX_OK, or the drop verdict.
+ * CTX_OK, or CTX_DROP (constant, not the callees' return values: fewer
+ * paths for the verifier).
  */
 static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 				     __u16 endpoint_id, __u32 ifindex,
@@ -233,23 +234,21 @@ static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 {
 	struct tnd_ct_key rkey;
 	struct tnd_ct_entry *e;
-	int reply, ret;
+	int reply;
 
 	e = ct_find(p, dir, now, reply_first, &rkey, &reply);
 	if (likely(e)) {
 		if (unlikely(e->policy_gen != gen)) {
-			ret = ct_recheck(p, reply ? &rkey : &p->tuple,
-					 e->endpoint_id, ifindex, reply);
-			if (ret != CTX_OK)
-				return ret;
+			if (ct_recheck(p, reply ? &rkey : &p->tuple,
+				       e->endpoint_id, ifindex, reply) != CTX_OK)
+				return CTX_DROP;
 			e->policy_gen = gen;
 		}
 		ct_account(e, p, reply, now, res);
 		return CTX_OK;
 	}
-	ret = policy_new(p, dir, endpoint_id, ifindex, ids);
-	if (ret != CTX_OK)
-		return ret;
+	if (policy_new(p, dir, endpoint_id, ifindex, ids) != CTX_OK)
+		return CTX_DROP;
 	ct_create(p, endpoint_id, now, gen, res);
 	return CTX_OK;
 }
@@ -283,23 +282,19 @@ static __always_inline int endpoint_ingress(struct pkt *p, __u16 endpoint_id,
 }
 
 /*
- * Deliver to a local endpoint: its ingress processing, then straight into its
- * eth0 in its netns (bpf_redirect_peer: no trip through the host veth's
- * egress, where its to_container would run, and no backlog queue).
+ * Deliver to a local endpoint: its ingress processing; on CTX_OK the caller
+ * sends the packet straight into its eth0 in its netns (bpf_redirect_peer:
+ * no trip through the host veth's egress, where its to_container would run,
+ * and no backlog queue).
  */
 static __always_inline int deliver_local(struct pkt *p,
 					 const struct tnd_endpoint_info *info,
 					 struct flow_ids *ids, __u64 now,
 					 __u32 gen, int reply_first)
 {
-	int ret;
-
-	ret = endpoint_ingress(p, info->endpoint_id, info->ifindex,
-			       info->flags & TND_ENDPOINT_TRACE_ALL, ids, now,
-			       gen, reply_first);
-	if (ret != CTX_OK)
-		return ret;
-	return ctx_redirect_peer(info->ifindex);
+	return endpoint_ingress(p, info->endpoint_id, info->ifindex,
+				info->flags & TND_ENDPOINT_TRACE_ALL, ids, now,
+				gen, reply_first);
 }
 
 /*
@@ -376,13 +371,15 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 		trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx),
 			 CONFIG.endpoint_id, info->ifindex, res.state);
 	/* A reply out of here is most likely a reply into there too. */
-	ret = deliver_local(p, info, &ids, now, gen, res.reply);
-	if (ret == CTX_DROP && res.created) {
+	if (deliver_local(p, info, &ids, now, gen, res.reply) != CTX_OK) {
 		/* Refused by the destination: the packet leaves no state behind. */
-		p->tuple.dir = TND_CT_EGRESS;
-		bpf_map_delete_elem(&tnd_ct, &p->tuple);
+		if (res.created) {
+			p->tuple.dir = TND_CT_EGRESS;
+			bpf_map_delete_elem(&tnd_ct, &p->tuple);
+		}
+		return CTX_DROP;
 	}
-	return ret;
+	return ctx_redirect_peer(info->ifindex);
 }
 
 static __always_inline int from_container_arp(struct __ctx_buff *ctx,

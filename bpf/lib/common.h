@@ -21,7 +21,7 @@
 #define TND_CT_MAX 262144
 #define TND_EVENTS_BYTES (1 << 22)
 #define TND_IPCACHE_MAX 524288
-/* One endpoint's policy map; every inner map has this size (map-in-map template). */
+/* One endpoint's policy: the size of every inner map of tnd_policy. */
 #define TND_POLICY_ENTRIES_MAX 65536
 
 /*

@@ -25,9 +25,9 @@ enum tnd_drop_reason {
 	DROP_TRUNCATED_IPV6 = 132,   /* < 40 bytes, payload_len or an extension header past the end */
 	DROP_TRUNCATED_L4 = 133,     /* TCP/UDP/ICMP header past the end or data offset bad */
 	DROP_UNSUPPORTED_L3 = 134,   /* EtherType not handled, or IP version mismatch */
-	DROP_UNSUPPORTED_L4 = 135,   /* IP protocol other than TCP, UDP, SCTP, ICMP, ICMPv6 */
+	DROP_UNSUPPORTED_L4 = 135,   /* not TCP, UDP, SCTP, ICMP, ICMPv6 */
 	DROP_INVALID_SOURCE = 136,   /* source address is not the endpoint's (anti-spoofing) */
-	DROP_UNKNOWN_DEST = 137,     /* retired: other destinations go to the node's stack */
+	DROP_UNKNOWN_DEST = 137,     /* retired: such packets go to the stack */
 	DROP_TTL_EXCEEDED = 138,     /* TTL or hop limit would reach 0 */
 	DROP_FRAG_UNSUPPORTED = 139, /* IPv4 fragment or IPv6 fragment header */
 	DROP_INVALID_ARP = 140,      /* ARP not Ethernet/IPv4, or truncated */

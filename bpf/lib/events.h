@@ -37,15 +37,20 @@ struct event_args {
 	__u8 direction;
 };
 
-/* Out of line: events are off the fast path, and many sites emit them. */
-static __noinline void event_emit(const struct pkt *p,
-				  const struct event_args *a)
+/*
+ * Out of line: events are off the fast path, and many sites emit them. A
+ * global function: the verifier checks it once, not once per path that
+ * reaches it (so its pointers may be NULL, as far as it knows).
+ */
+__noinline int event_emit(const struct pkt *p, const struct event_args *a)
 {
 	struct tnd_event *ev;
 
+	if (!p || !a)
+		return 0;
 	ev = bpf_ringbuf_reserve(&tnd_events, sizeof(*ev), 0);
 	if (!ev)
-		return;
+		return 0;
 	ev->timestamp_ns = bpf_ktime_get_ns();
 	ev->type = a->type;
 	ev->obs_point = a->obs_point;
@@ -70,6 +75,7 @@ static __noinline void event_emit(const struct pkt *p,
 	ev->direction = a->direction;
 	__builtin_memset(ev->pad2, 0, sizeof(ev->pad2));
 	bpf_ringbuf_submit(ev, 0);
+	return 0;
 }
 
 #endif /* TND_EVENTS_H */

@@ -16,6 +16,11 @@
 #include "ipcache.h"
 #include "endpoints.h"
 
+/* An address as a sized type, as a global function's argument must be. */
+struct addr16 {
+	__u8 b[TND_ADDR_LEN];
+};
+
 static __always_inline __u32 identity_class(__u32 id)
 {
 	if (id >= TND_IDENTITY_ENDPOINT_MIN && id <= TND_IDENTITY_ENDPOINT_MAX)
@@ -28,15 +33,19 @@ static __always_inline __u32 identity_class(__u32 id)
 
 /*
  * tnd_endpoints first: it holds the identity the agent gave the endpoint
- * even before (or without) an ipcache entry for its address.
+ * even before (or without) an ipcache entry for its address. A global
+ * function, so the verifier checks it once for all its callers.
  */
-static __always_inline __u32 identity_of(__u8 family, const __u8 *addr)
+__noinline __u32 identity_of(__u8 family, const struct addr16 *addr)
 {
-	struct tnd_endpoint_info *info = endpoint_lookup_addr(family, addr);
+	struct tnd_endpoint_info *info;
 
+	if (!addr)
+		return TND_IDENTITY_WORLD;
+	info = endpoint_lookup_addr(family, addr->b);
 	if (info)
 		return info->identity;
-	return ipcache_lookup(family, addr);
+	return ipcache_lookup(family, addr->b);
 }
 
 #endif /* TND_IDENTITY_H */

@@ -35,7 +35,7 @@
 #include "pkt.h"
 #include <linux/in.h>
 
-/* The inner map template; every swapped-in map must have its type, sizes and flags. */
+/* Inner map template: swapped-in maps have its type, sizes and flags. */
 struct policy_inner_map {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -46,6 +46,8 @@ struct policy_inner_map {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	/* Written once per policy change: no need to hold every slot in advance. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, TND_ENDPOINTS_MAX);
 	__type(key, __u32);
 	__array(values, struct policy_inner_map);
@@ -110,16 +112,19 @@ static __always_inline int policy_note(const struct tnd_policy_entry *e,
 }
 
 /*
- * Out of line: new connections only, and several call sites. The key is the
+ * A global function (verified once; its pointers may be NULL as far as the
+ * verifier knows): new connections only, several call sites. The key is the
  * caller's, filled but for the identity (five arguments at most).
  */
-static __noinline int policy_lookup(__u32 endpoint_id, __u32 peer,
-				    struct tnd_policy_key *key,
-				    struct policy_result *res)
+__noinline int policy_lookup(__u32 endpoint_id, __u32 peer,
+			     struct tnd_policy_key *key,
+			     struct policy_result *res)
 {
 	__u32 cls = identity_class(peer);
 	void *inner;
 
+	if (!key || !res)
+		return DROP_NO_POLICY;
 	res->rule_id = 0;
 	res->verdict = 0;
 	inner = bpf_map_lookup_elem(&tnd_policy, &endpoint_id);

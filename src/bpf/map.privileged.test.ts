@@ -209,5 +209,25 @@ describe('BpfMap', () => {
       }
       assert.throws(() => hash.setInner(k(1), hash), /not a map of maps/);
     });
+
+    it('setInnerAsync and deleteAsync do the same on a worker thread (a map of maps waits for a grace period)', async () => {
+      const template = lpm();
+      const outer = BpfMap.create({ type: MapType.HASH_OF_MAPS, name: 'test_outer', keySize: 4, valueSize: 4, maxEntries: 8, innerMap: template });
+      const inner = lpm();
+      try {
+        await Promise.all([outer.setInnerAsync(k(1), inner), outer.setInnerAsync(k(2), inner)]);
+        assert.equal(outer.innerId(k(1)), inner.id);
+        assert.equal(outer.innerId(k(2)), inner.id);
+        await assert.rejects(outer.setInnerAsync(k(1), inner, 'noexist'), (e: unknown) => e instanceof BpfError && e.code === 'EEXIST' && /Cannot update map "test_outer"/.test(e.message));
+        assert.equal(await outer.deleteAsync(k(1)), true);
+        assert.equal(await outer.deleteAsync(k(1)), false);
+        await hash.updateAsync(k(77), v(7));
+        assert.deepEqual(hash.lookup(k(77)), v(7));
+      } finally {
+        inner.close();
+        outer.close();
+        template.close();
+      }
+    });
   });
 });

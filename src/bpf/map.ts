@@ -152,15 +152,65 @@ export class BpfMap {
   }
 
   /**
+   * update() on a worker thread, for updates that block in the kernel: every
+   * update of a map of maps waits for an RCU grace period (so that no program
+   * still uses the value it replaced), several ms each.
+   */
+  updateAsync(key: Buffer, value: Buffer, flag: UpdateFlag = 'any'): Promise<void> {
+    this.checkKey(key);
+    this.checkValue(value);
+    const fd = this.fd;
+    return new Promise((resolve, reject) => {
+      bpf.mapUpdateElem.async(fd, key, value, UPDATE_FLAGS[flag], (err: unknown, ret: number) => {
+        if (err) reject(err as Error);
+        else if (ret < 0) reject(new BpfError(`Cannot update map "${this.name}" (flag ${flag})`, -ret));
+        else resolve();
+      });
+    });
+  }
+
+  /** delete() on a worker thread (see updateAsync()); true when the key was there. */
+  deleteAsync(key: Buffer): Promise<boolean> {
+    this.checkKey(key);
+    const fd = this.fd;
+    return new Promise((resolve, reject) => {
+      bpf.mapDeleteElem.async(fd, key, (err: unknown, ret: number) => {
+        if (err) reject(err as Error);
+        else if (ret === -ENOENT) resolve(false);
+        else if (ret < 0) reject(new BpfError(`Cannot delete a key from map "${this.name}"`, -ret));
+        else resolve(true);
+      });
+    });
+  }
+
+  /**
    * Maps of maps: puts `inner` at `key` in one update, replacing what was
    * there (packets see the old map or the new one, never a mix). The outer
    * map holds its own reference: the caller may close `inner` afterwards.
+   * Blocks for an RCU grace period in the kernel; see setInnerAsync().
    */
   setInner(key: Buffer, inner: BpfMap, flag: UpdateFlag = 'any'): void {
+    this.update(key, this.innerValue(inner), flag);
+  }
+
+  /** setInner() on a worker thread; keep `inner` open until it settles. */
+  setInnerAsync(key: Buffer, inner: BpfMap, flag: UpdateFlag = 'any'): Promise<void> {
+    return this.updateAsync(key, this.innerValue(inner), flag);
+  }
+
+  /** setInner() for many keys in one batch update: one grace period for all of them. */
+  setInnerBatch(pairs: Array<[Buffer, BpfMap]>, flag: UpdateFlag = 'any'): void {
+    this.updateBatch(
+      pairs.map(([key, inner]) => [key, this.innerValue(inner)]),
+      flag,
+    );
+  }
+
+  private innerValue(inner: BpfMap): Buffer {
     this.checkMapOfMaps();
     const fd = Buffer.alloc(4);
     fd.writeUInt32LE(inner.fd);
-    this.update(key, fd, flag);
+    return fd;
   }
 
   /** Maps of maps: the kernel id of the inner map at `key`, or undefined. */

@@ -87,6 +87,17 @@ describe('PolicyMaps and IpcacheMap on a node\'s pinned maps', () => {
     assert.deepEqual(maps.policy.entries(8), [good[0]]);
   });
 
+  it('installAsync() and removeAsync() do the same with the grace period waited for off the event loop', async () => {
+    await Promise.all([maps.policy.installAsync(10, allowAllEntries()), maps.policy.installAsync(11, manyEntries(100))]);
+    assert.deepEqual(sorted(maps.policy.entries(10)), sorted(allowAllEntries()));
+    assert.deepEqual(sorted(maps.policy.entries(11)), sorted(manyEntries(100)));
+    await assert.rejects(maps.policy.installAsync(10, [{ ...allowAllEntries()[0]!, verdict: 'maybe' as 'allow' }]), /verdict "maybe"/);
+    assert.deepEqual(sorted(maps.policy.entries(10)), sorted(allowAllEntries()), 'unchanged');
+    assert.equal(await maps.policy.removeAsync(10), true);
+    assert.equal(await maps.policy.removeAsync(10), false);
+    assert.equal(await maps.policy.removeAsync(11), true);
+  });
+
   it('remove() takes the endpoint\'s policy out', () => {
     maps.policy.install(9, allowAllEntries());
     assert.equal(maps.policy.remove(9), true);

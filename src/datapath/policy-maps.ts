@@ -72,8 +72,75 @@ export class PolicyMaps {
   /**
    * Replaces the endpoint's whole policy with `entries` in one step. Bad
    * input changes nothing: every entry is checked before the kernel sees any.
+   * Returns once no program uses the old policy: the kernel waits for an RCU
+   * grace period (several ms), blocking this thread; see installAsync().
    */
   install(endpointId: number, entries: PolicyMapEntry[]): void {
+    const inner = this.build(endpointId, entries);
+    try {
+      this.outer.setInner(u32.encode(endpointId), inner);
+    } finally {
+      inner.close(); // tnd_policy holds the map now; the old one goes with its last reference
+    }
+  }
+
+  /** install() with the swap's grace period waited for on a worker thread: installs overlap, the event loop runs on. */
+  async installAsync(endpointId: number, entries: PolicyMapEntry[]): Promise<void> {
+    const inner = this.build(endpointId, entries);
+    try {
+      await this.outer.setInnerAsync(u32.encode(endpointId), inner);
+    } finally {
+      inner.close();
+    }
+  }
+
+  /**
+   * install() for many endpoints in one batch update of tnd_policy: each
+   * endpoint's policy still swaps in one step, and the kernel waits for one
+   * grace period for the whole batch instead of one per endpoint.
+   */
+  installMany(policies: Array<[endpointId: number, entries: PolicyMapEntry[]]>): void {
+    if (policies.length === 0) return;
+    const inners: BpfMap[] = [];
+    try {
+      for (const [id, entries] of policies) inners.push(this.build(id, entries));
+      this.outer.setInnerBatch(inners.map((inner, i) => [u32.encode(policies[i]![0]), inner]));
+    } finally {
+      for (const inner of inners) inner.close();
+    }
+  }
+
+  /** Removes the endpoint's policy: its new connections are then dropped (no policy). True when it had one. */
+  remove(endpointId: number): boolean {
+    checkEndpointId(endpointId);
+    return this.outer.delete(u32.encode(endpointId));
+  }
+
+  /** remove() on a worker thread (a map of maps' delete waits for a grace period too). */
+  removeAsync(endpointId: number): Promise<boolean> {
+    checkEndpointId(endpointId);
+    return this.outer.deleteAsync(u32.encode(endpointId));
+  }
+
+  has(endpointId: number): boolean {
+    checkEndpointId(endpointId);
+    return this.outer.innerId(u32.encode(endpointId)) !== undefined;
+  }
+
+  /** The endpoint's installed policy as the kernel holds it ([] when it has none; see has()). */
+  entries(endpointId: number): PolicyMapEntry[] {
+    checkEndpointId(endpointId);
+    const inner = this.outer.openInner(u32.encode(endpointId));
+    if (!inner) return [];
+    try {
+      return [...inner.entries()].map(([k, v]) => decodePolicyEntry(TndPolicyKey.decode(k), TndPolicyEntry.decode(v)));
+    } finally {
+      inner.close();
+    }
+  }
+
+  /** A new inner map holding `entries`, checked first; the caller swaps it in and closes it. */
+  private build(endpointId: number, entries: PolicyMapEntry[]): BpfMap {
     checkEndpointId(endpointId);
     if (entries.length > POLICY_ENTRIES_MAX) throw invalid(`the policy of endpoint ${endpointId} has ${entries.length} entries; at most ${POLICY_ENTRIES_MAX} fit`);
     const byKey = new Map<string, [Buffer, Buffer, number]>();
@@ -98,33 +165,11 @@ export class PolicyMaps {
     try {
       // LPM tries have no batch update (6.18): updateBatch falls back to one update per entry.
       inner.updateBatch([...byKey.values()].map(([k, v]) => [k, v]));
-      this.outer.setInner(u32.encode(endpointId), inner);
-    } finally {
-      inner.close(); // tnd_policy holds the map now; the old one goes with its last reference
-    }
-  }
-
-  /** Removes the endpoint's policy: its new connections are then dropped (no policy). True when it had one. */
-  remove(endpointId: number): boolean {
-    checkEndpointId(endpointId);
-    return this.outer.delete(u32.encode(endpointId));
-  }
-
-  has(endpointId: number): boolean {
-    checkEndpointId(endpointId);
-    return this.outer.innerId(u32.encode(endpointId)) !== undefined;
-  }
-
-  /** The endpoint's installed policy as the kernel holds it ([] when it has none; see has()). */
-  entries(endpointId: number): PolicyMapEntry[] {
-    checkEndpointId(endpointId);
-    const inner = this.outer.openInner(u32.encode(endpointId));
-    if (!inner) return [];
-    try {
-      return [...inner.entries()].map(([k, v]) => decodePolicyEntry(TndPolicyKey.decode(k), TndPolicyEntry.decode(v)));
-    } finally {
+    } catch (err) {
       inner.close();
+      throw err;
     }
+    return inner;
   }
 
   /** Endpoints that have a policy installed. */

@@ -194,11 +194,11 @@ export class EndpointManager {
 
   private async teardown(ep: Endpoint): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
-    await this.hooks.detach(ep.id);
-    this.purgeConntrack(ep.id);
     // Deleting the device removes its filters and with them the programs:
-    // no moment in which the pod's traffic passes without them.
-    await deleteLink(ep.hostIfname);
+    // no moment in which the pod's traffic passes without them. Meanwhile
+    // its policy and identity go (the policy swap waits for the kernel).
+    await Promise.all([deleteLink(ep.hostIfname), this.hooks.detach(ep.id)]);
+    this.purgeConntrack(ep.id);
   }
 
   private writeMapEntries(ep: Endpoint): void {

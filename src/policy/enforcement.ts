@@ -29,8 +29,10 @@ import { tracePolicy, type DirectionTrace, type TracePeer } from './trace.js';
 /** What enforcement needs of the datapath's policy maps. */
 export interface PolicyDatapath {
   /** Replaces the endpoint's whole policy in one step. */
-  install(endpointId: number, entries: PolicyMapEntry[]): void;
-  remove(endpointId: number): void;
+  /** Swaps wait for the kernel (a grace period): one endpoint off the event loop, many in one batch. */
+  installAsync(endpointId: number, entries: PolicyMapEntry[]): Promise<void>;
+  installMany(policies: Array<[number, PolicyMapEntry[]]>): void;
+  removeAsync(endpointId: number): Promise<boolean>;
   /** Makes every established connection be judged again on its next packet. */
   bumpGeneration(): void;
 }
@@ -118,7 +120,7 @@ export class PolicyEnforcement {
       this.refreshCidrs();
       this.ipcache.sync();
       await this.allocator.finishRestore();
-      this.regenerate();
+      await this.regenerate();
     });
   }
 
@@ -132,8 +134,8 @@ export class PolicyEnforcement {
         { cidr: ep.ipv4, identity: identity.id },
         { cidr: ep.ipv6, identity: identity.id },
       ]);
-      if (known.has(identity.id)) this.installFor(ep.id, this.resolver());
-      else this.regenerate();
+      if (known.has(identity.id)) await this.installFor(ep.id, this.resolver());
+      else await this.regenerate();
       return identity.id;
     });
   }
@@ -143,11 +145,10 @@ export class PolicyEnforcement {
       const state = this.local.get(endpointId);
       if (!state) return;
       this.local.delete(endpointId);
-      this.datapath.remove(endpointId);
       this.ipcache.removeOwner('endpoint', String(endpointId));
-      const freed = await this.allocator.release(state.identity);
+      const [freed] = await Promise.all([this.allocator.release(state.identity), this.datapath.removeAsync(endpointId)]);
       // Peers' maps still name the freed identity: harmless, but keep them exact.
-      if (freed) this.regenerate();
+      if (freed) await this.regenerate();
       else this.datapath.bumpGeneration();
     });
   }
@@ -165,18 +166,18 @@ export class PolicyEnforcement {
 
   /** Parses and validates every file, then applies all of them, or nothing. */
   importFiles(files: PolicySource[]): Promise<ImportOutcome> {
-    return this.mutex.run(() => {
+    return this.mutex.run(async () => {
       const policies = parsePolicyFiles(files);
       const before = this.repo.all();
       const { revision, keys } = this.repo.import(policies);
       let updated: number;
       try {
-        updated = this.afterPolicyChange();
+        updated = await this.afterPolicyChange();
       } catch (err) {
         // The datapath refused: put the previous policies back so the agent says what it enforces.
         this.repo.deleteAll();
         if (before.length) this.repo.import(before);
-        this.afterPolicyChange();
+        await this.afterPolicyChange();
         throw err;
       }
       const summaries = this.repo.list();
@@ -185,18 +186,18 @@ export class PolicyEnforcement {
   }
 
   deletePolicy(nameOrKey: string): Promise<{ deleted: string[]; revision: number }> {
-    return this.mutex.run(() => {
+    return this.mutex.run(async () => {
       const gone = this.repo.delete(nameOrKey);
-      this.afterPolicyChange();
+      await this.afterPolicyChange();
       return { deleted: [gone.key], revision: this.repo.revision };
     });
   }
 
   deleteAllPolicies(): Promise<{ deleted: string[]; revision: number }> {
-    return this.mutex.run(() => {
+    return this.mutex.run(async () => {
       const keys = this.repo.list().map((p) => p.key);
       this.repo.deleteAll();
-      this.afterPolicyChange();
+      await this.afterPolicyChange();
       return { deleted: keys, revision: this.repo.revision };
     });
   }
@@ -286,7 +287,7 @@ export class PolicyEnforcement {
   }
 
   /** After the policy set changed: CIDR identities, then every endpoint. Returns the maps swapped. */
-  private afterPolicyChange(): number {
+  private afterPolicyChange(): Promise<number> {
     this.refreshCidrs();
     return this.regenerate();
   }
@@ -315,22 +316,34 @@ export class PolicyEnforcement {
     return this.resolverCache;
   }
 
-  /** Every endpoint's entries resolved afresh; changed ones swapped in; generation bumped. */
-  private regenerate(): number {
+  /**
+   * Every endpoint's entries resolved afresh; changed ones swapped in in one
+   * batch (one kernel grace period for all); then the generation bumped,
+   * after every swap, so a re-check sees the new policy.
+   */
+  private async regenerate(): Promise<number> {
     this.resolverCache = undefined;
     const resolver = this.resolver();
-    let swapped = 0;
-    for (const id of this.local.keys()) if (this.installFor(id, resolver)) swapped++;
+    const changed: Array<[number, PolicyMapEntry[], string]> = [];
+    for (const [id, state] of this.local) {
+      const entries = resolver.entriesFor({ labels: state.ep.labels });
+      const text = JSON.stringify(entries);
+      if (text !== state.installed) changed.push([id, entries, text]);
+    }
+    for (const [id] of changed) this.local.get(id)!.installed = undefined; // unknown until the swap is done
+    this.datapath.installMany(changed.map(([id, entries]) => [id, entries]));
+    for (const [id, , text] of changed) this.local.get(id)!.installed = text;
     this.datapath.bumpGeneration();
-    return swapped;
+    return changed.length;
   }
 
-  private installFor(endpointId: number, resolver: PolicyResolver): boolean {
+  private async installFor(endpointId: number, resolver: PolicyResolver): Promise<boolean> {
     const state = this.local.get(endpointId)!;
     const entries = resolver.entriesFor({ labels: state.ep.labels });
     const text = JSON.stringify(entries);
     if (text === state.installed) return false;
-    this.datapath.install(endpointId, entries);
+    state.installed = undefined; // unknown until the swap is done
+    await this.datapath.installAsync(endpointId, entries);
     state.installed = text;
     return true;
   }
