@@ -7,6 +7,7 @@ import { Topology } from '../test/harness/topology.js';
 import { POLICY_SIZE, endpointProgramCost, policyCost } from './datapath-cost.js';
 import { plainRoutedPair, requestResponse, tendrilPair, throughput } from './pod-to-pod.js';
 import { addHundred, addOne, bareLinks } from './endpoint-add.js';
+import { importToEnforcement, policyAtScale } from './policy-import.js';
 import { median, printTable, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -38,6 +39,17 @@ async function main(): Promise<void> {
   rows.push({ figure: `SYN denied by default (3 lookups), ${big}`, tendril: pol.denied.big, baseline: pol.denied.empty, baselineName: 'empty policy', unit: 'ns/pkt' });
   rows.push({ figure: `install a ${big} (new map + swap)`, tendril: pol.install.policy, baseline: pol.install.hashUpdates, baselineName: `${POLICY_SIZE} hash map updates`, unit: 'ms', target: { absolute: 100, better: 'lower' } });
 
+  note('policy at scale: 1,000 rules, 100 endpoints, 10,000 identities');
+  const scale = await policyAtScale(quick ? 1 : 5);
+  rows.push({
+    figure: `import+enforce ${scale.rules} rules, ${scale.endpoints} endpoints, ${scale.identities} identities (${scale.entries} map entries)`,
+    tendril: scale.importMs,
+    baseline: scale.baselineMs,
+    baselineName: 'writing the same entries only',
+    unit: 'ms',
+    target: { absolute: 1000, better: 'lower' },
+  });
+
   const topo = Topology.create();
   try {
     const node = await topo.addNode();
@@ -54,6 +66,17 @@ async function main(): Promise<void> {
     note('pod-to-pod request/response (sockperf ping-pong)');
     const rr = await alternate(runs, () => requestResponse(topo, tendrilPair(a, b), 1, seconds), () => requestResponse(topo, plain, 1, seconds));
     rows.push({ figure: 'pod-to-pod TCP request/response (64 B)', tendril: rr.tendril, baseline: rr.baseline, baselineName: 'plain kernel routing', unit: 'trans/s', target: { ratio: 1, better: 'higher' } });
+
+    note('policy import to enforcement (first denied packet of a 1 ms UDP stream)');
+    const lat = await importToEnforcement(topo, quick ? 3 : 10);
+    rows.push({
+      figure: 'policy import returned -> first packet denied',
+      tendril: lat.afterReturnMs,
+      baseline: lat.callMs,
+      baselineName: 'the import call itself',
+      unit: 'ms',
+      target: { absolute: 100, better: 'lower' },
+    });
 
     note('endpoint add: one, then 100 at once');
     const one = await addOne(topo, node, quick ? 3 : 10);
