@@ -384,6 +384,30 @@ spec:
     assert.equal(JSON.parse((await node.cli(['policy', 'list', '-o', 'json'])).stdout).length, 0);
   });
 
+  test('policy holds while the agent is down and after it restarts; identities keep their numbers', async () => {
+    await importPolicy(`
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: web-from-frontend }
+spec:
+  endpointSelector: { matchLabels: { app: web } }
+  ingress:
+  - fromEndpoints: [ { matchLabels: { role: frontend } } ]`);
+    try {
+      const identitiesBefore = (await node.cli(['identity', 'list', '-o', 'json'])).stdout;
+      await node.agent!.kill('SIGKILL');
+      assert.deepEqual(await reach(good.netnsPath, [to(web, 80, 'tcp')]), [true], 'allowed with no agent running');
+      assert.deepEqual(await reach(bad.netnsPath, [to(web, 80, 'tcp')]), [false], 'denied with no agent running');
+      await node.startAgent();
+      assert.match((await node.cli(['policy', 'list'])).stdout, /web-from-frontend/);
+      assert.deepEqual(await reach(good.netnsPath, [to(web, 80, 'tcp')]), [true]);
+      assert.deepEqual(await reach(bad.netnsPath, [to(web, 80, 'tcp')]), [false]);
+      assert.equal((await node.cli(['identity', 'list', '-o', 'json'])).stdout, identitiesBefore);
+    } finally {
+      await clearPolicies();
+    }
+  });
+
   test('identities: one per label set, shared, reserved ones listed; identity get', async () => {
     const twin = await topo.addPod(node, 'web2', 'app=web');
     const eps = JSON.parse((await node.cli(['endpoint', 'list', '-o', 'json'])).stdout) as Array<{ id: number; identity: number }>;
