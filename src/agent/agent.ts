@@ -113,6 +113,7 @@ export class Agent {
       },
       maps: listMaps(this.maps),
       endpoints: this.endpoints.count(),
+      policy: { ...this.policy.stats(), generation: this.maps.policy.generation() },
       monitor: { eventsReceived: this.hub.received, subscribers: this.hub.subscribers },
     };
   }

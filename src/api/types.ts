@@ -13,6 +13,7 @@ export interface AgentStatus {
   datapath: { bpffs: string; pinRoot: string; object: string; programsAttached: number };
   maps: MapSummary[];
   endpoints: number;
+  policy: { policies: number; revision: number; identities: number; generation: number };
   monitor: { eventsReceived: number; subscribers: number };
 }
 

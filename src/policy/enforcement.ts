@@ -202,6 +202,10 @@ export class PolicyEnforcement {
     });
   }
 
+  stats(): { policies: number; revision: number; identities: number } {
+    return { policies: this.repo.list().length, revision: this.repo.revision, identities: this.resolver().identities.length };
+  }
+
   listPolicies(): PolicySummary[] {
     return this.repo.list();
   }
