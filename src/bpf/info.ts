@@ -34,12 +34,18 @@ export function mapInfo(fd: number): MapInfo {
   };
 }
 
-export interface ProgInfo { type: number; id: number; name: string }
+export interface ProgInfo {
+  type: number;
+  id: number;
+  name: string;
+  /** Instructions the verifier processed to load the program (its cost to load; 0 before Linux 5.16). */
+  verifiedInsns: number;
+}
 
-/** struct bpf_prog_info: type@0 id@4 name[16]@64. */
+/** struct bpf_prog_info: type@0 id@4 name[16]@64 verified_insns@216. */
 export function progInfo(fd: number): ProgInfo {
   const b = infoOf(fd, 'program');
-  return { type: b.readUInt32LE(0), id: b.readUInt32LE(4), name: cString(b.subarray(64, 80)) };
+  return { type: b.readUInt32LE(0), id: b.readUInt32LE(4), name: cString(b.subarray(64, 80)), verifiedInsns: b.readUInt32LE(216) };
 }
 
 export interface LinkInfo { id: number; progId: number; type: number; ifindex?: number; attachType?: number }

@@ -40,6 +40,11 @@ export class BpfProgram {
     }
   }
 
+  /** Instructions the verifier processed to load it (bpf_prog_info.verified_insns): what loading costs. */
+  verifiedInsns(): number {
+    return progInfo(this.fd).verifiedInsns;
+  }
+
   /** Runs the program once (or `repeat` times) on `data` through BPF_PROG_TEST_RUN. */
   testRun(o: TestRunOptions): TestRunResult {
     return testRun(this.fd, this.name, o);
