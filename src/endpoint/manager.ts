@@ -167,8 +167,12 @@ export class EndpointManager {
     const veth = createVeth(spec);
     // Identity and policy are settled meanwhile too: the datapath is default-deny.
     const identity = this.hooks.attach(ep);
+    identity.catch(() => undefined); // awaited below
     let addressing: Promise<void> | undefined;
     try {
+      // One turn of the event loop lets the policy swap reach its worker
+      // thread (its kernel wait then overlaps the synchronous program load).
+      await new Promise((resolve) => setImmediate(resolve));
       using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
       await veth;
       ep.ifindex = ifNameToIndex(ep.hostIfname);
