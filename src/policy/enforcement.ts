@@ -221,10 +221,6 @@ export class PolicyEnforcement {
     return ref ? formatRuleRef(ref) : undefined;
   }
 
-  identityOf(endpointId: number): number | undefined {
-    return this.local.get(endpointId)?.identity;
-  }
-
   identities(): IdentityDescription[] {
     return this.resolver()
       .identities.map((i) => this.describeIdentity(i.id, i.labels))
@@ -244,8 +240,8 @@ export class PolicyEnforcement {
     const destination = this.traceSide(query.dst, 'dst');
     const protocol = PROTOCOLS[query.protocol];
     if (protocol === undefined) throw invalid(`protocol "${query.protocol}" is not TCP, UDP or SCTP`);
-    const peer = (s: { side: TraceSide; peer: TracePeer }) => s.peer;
-    const result = tracePolicy(resolver, { source: peer(source), destination: peer(destination), protocol, port: query.port });
+    const result = tracePolicy(resolver, { source: source.peer, destination: destination.peer, protocol, port: query.port });
+    // An address resolves to its CIDR identity only now: report that identity and its labels.
     const sideOut = (s: { side: TraceSide }, identity: number): TraceSide => ({ ...s.side, identity, labels: resolver.labelsOf(identity) ?? s.side.labels });
     return {
       source: sideOut(source, result.source),
