@@ -91,7 +91,7 @@ export async function policyAtScale(runs: number): Promise<PolicyScaleFigures> {
       for (let k = 1; k <= ENDPOINTS; k++) installed.push([k, maps.policy.entries(k)]);
       entries = installed.reduce((n, [, e]) => n + e.length, 0);
       const t1 = process.hrtime.bigint();
-      maps.policy.installMany(installed);
+      await maps.policy.installMany(installed);
       maps.policy.bumpGeneration();
       baselineTimes.push(Number(process.hrtime.bigint() - t1) / 1e6);
     }

@@ -198,12 +198,25 @@ export class BpfMap {
     return this.updateAsync(key, this.innerValue(inner), flag);
   }
 
-  /** setInner() for many keys in one batch update: one grace period for all of them. */
-  setInnerBatch(pairs: Array<[Buffer, BpfMap]>, flag: UpdateFlag = 'any'): void {
-    this.updateBatch(
-      pairs.map(([key, inner]) => [key, this.innerValue(inner)]),
-      flag,
-    );
+  /**
+   * setInner() for many keys in one batch update on a worker thread: one
+   * grace period for all of them, waited for off the event loop. Keep the
+   * inner maps open until it settles.
+   */
+  setInnerBatchAsync(pairs: Array<[Buffer, BpfMap]>): Promise<void> {
+    if (pairs.length === 0) return Promise.resolve();
+    const values = pairs.map(([, inner]) => this.innerValue(inner));
+    for (const [key] of pairs) this.checkKey(key);
+    const keys = Buffer.concat(pairs.map(([key]) => key));
+    const count = [pairs.length];
+    const fd = this.fd;
+    return new Promise((resolve, reject) => {
+      bpf.mapUpdateBatch.async(fd, keys, Buffer.concat(values), count, batchOpts(UPDATE_FLAGS.any), (err: unknown, ret: number) => {
+        if (err) reject(err as Error);
+        else if (ret < 0) reject(new BpfError(`Cannot batch-update map "${this.name}" (${count[0]} of ${pairs.length} entries written)`, -ret));
+        else resolve();
+      });
+    });
   }
 
   private innerValue(inner: BpfMap): Buffer {

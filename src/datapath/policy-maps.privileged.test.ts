@@ -67,6 +67,21 @@ describe('PolicyMaps and IpcacheMap on a node\'s pinned maps', () => {
     assert.ok(maps.policy.has(6));
   });
 
+  it('installMany() swaps several endpoints\' policies in one batch, each entire', async () => {
+    const a = manyEntries(30);
+    const b = allowAllEntries();
+    maps.policy.install(20, manyEntries(5));
+    await maps.policy.installMany([
+      [20, a],
+      [21, b],
+    ]);
+    assert.deepEqual(sorted(maps.policy.entries(20)), sorted(a), 'replaced');
+    assert.deepEqual(sorted(maps.policy.entries(21)), sorted(b), 'added');
+    await maps.policy.installMany([]);
+    maps.policy.remove(20);
+    maps.policy.remove(21);
+  });
+
   it('10,000 entries install and read back entire', () => {
     const entries = manyEntries(10_000);
     maps.policy.install(7, entries);

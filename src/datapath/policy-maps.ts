@@ -95,16 +95,17 @@ export class PolicyMaps {
   }
 
   /**
-   * install() for many endpoints in one batch update of tnd_policy: each
-   * endpoint's policy still swaps in one step, and the kernel waits for one
-   * grace period for the whole batch instead of one per endpoint.
+   * install() for many endpoints in one batch update of tnd_policy, on a
+   * worker thread: each endpoint's policy still swaps in one step, and the
+   * kernel waits for one grace period for the whole batch instead of one
+   * per endpoint.
    */
-  installMany(policies: Array<[endpointId: number, entries: PolicyMapEntry[]]>): void {
+  async installMany(policies: Array<[endpointId: number, entries: PolicyMapEntry[]]>): Promise<void> {
     if (policies.length === 0) return;
     const inners: BpfMap[] = [];
     try {
       for (const [id, entries] of policies) inners.push(this.build(id, entries));
-      this.outer.setInnerBatch(inners.map((inner, i) => [u32.encode(policies[i]![0]), inner]));
+      await this.outer.setInnerBatchAsync(inners.map((inner, i) => [u32.encode(policies[i]![0]), inner]));
     } finally {
       for (const inner of inners) inner.close();
     }

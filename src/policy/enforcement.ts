@@ -31,7 +31,7 @@ export interface PolicyDatapath {
   /** Replaces the endpoint's whole policy in one step. */
   /** Swaps wait for the kernel (a grace period): one endpoint off the event loop, many in one batch. */
   installAsync(endpointId: number, entries: PolicyMapEntry[]): Promise<void>;
-  installMany(policies: Array<[number, PolicyMapEntry[]]>): void;
+  installMany(policies: Array<[number, PolicyMapEntry[]]>): Promise<void>;
   removeAsync(endpointId: number): Promise<boolean>;
   /** Makes every established connection be judged again on its next packet. */
   bumpGeneration(): void;
@@ -331,7 +331,7 @@ export class PolicyEnforcement {
       if (text !== state.installed) changed.push([id, entries, text]);
     }
     for (const [id] of changed) this.local.get(id)!.installed = undefined; // unknown until the swap is done
-    this.datapath.installMany(changed.map(([id, entries]) => [id, entries]));
+    await this.datapath.installMany(changed.map(([id, entries]) => [id, entries]));
     for (const [id, , text] of changed) this.local.get(id)!.installed = text;
     this.datapath.bumpGeneration();
     return changed.length;
