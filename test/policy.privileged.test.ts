@@ -13,6 +13,26 @@ import { Topology, REPO, CLI_BIN, must, sleep, type Node, type Pod, type World }
 
 const PROBE_TOOL = join(REPO, 'dist', 'test', 'tools', 'probe.js');
 
+/** app=web admits role=frontend only: on TCP 80, or on everything. */
+const WEB_FROM_FRONTEND_TCP80 = `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: web-from-frontend }
+spec:
+  endpointSelector: { matchLabels: { app: web } }
+  ingress:
+  - fromEndpoints: [ { matchLabels: { role: frontend } } ]
+    toPorts:
+    - ports: [ { port: "80", protocol: TCP } ]`;
+const WEB_FROM_FRONTEND = `
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: web-from-frontend }
+spec:
+  endpointSelector: { matchLabels: { app: web } }
+  ingress:
+  - fromEndpoints: [ { matchLabels: { role: frontend } } ]`;
+
 interface Target {
   host: string;
   port: number;
@@ -104,16 +124,7 @@ describe('L3/L4 identity policy', () => {
     const drops = monitor(node, ['--type', 'drop']);
     await sleep(300); // the streams are open before the traffic starts
     try {
-      await importPolicy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: web-from-frontend }
-spec:
-  endpointSelector: { matchLabels: { app: web } }
-  ingress:
-  - fromEndpoints: [ { matchLabels: { role: frontend } } ]
-    toPorts:
-    - ports: [ { port: "80", protocol: TCP } ]`);
+      await importPolicy(WEB_FROM_FRONTEND_TCP80);
       assert.deepEqual(await reach(good.netnsPath, [to(web, 80, 'tcp'), to(web, 80, 'udp'), to(web, 81, 'tcp')]), [true, false, false]);
       assert.deepEqual(await reach(bad.netnsPath, [to(web, 80, 'tcp'), to(web, 80, 'udp')]), [false, false]);
       assert.deepEqual(await reach(world.netnsPath, [to(web, 80, 'tcp')]), [false]);
@@ -137,16 +148,7 @@ spec:
   });
 
   test('policy trace names the deciding rule, or says no rule selects the destination', async () => {
-    await importPolicy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: web-from-frontend }
-spec:
-  endpointSelector: { matchLabels: { app: web } }
-  ingress:
-  - fromEndpoints: [ { matchLabels: { role: frontend } } ]
-    toPorts:
-    - ports: [ { port: "80", protocol: TCP } ]`);
+    await importPolicy(WEB_FROM_FRONTEND_TCP80);
     try {
       const ok = await node.cli(['policy', 'trace', '--src', 'role=frontend', '--dst', 'app=web', '--dport', '80/TCP']);
       assert.equal(ok.code, 0, ok.stderr);
@@ -306,14 +308,7 @@ spec:
   });
 
   test('a broken file applies nothing and leaves the previous policy in force', async () => {
-    await importPolicy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: web-from-frontend }
-spec:
-  endpointSelector: { matchLabels: { app: web } }
-  ingress:
-  - fromEndpoints: [ { matchLabels: { role: frontend } } ]`);
+    await importPolicy(WEB_FROM_FRONTEND);
     try {
       const goodFile = join(topo.dir, 'open.yaml');
       writeFileSync(goodFile, `
@@ -385,14 +380,7 @@ spec:
   });
 
   test('policy holds while the agent is down and after it restarts; identities keep their numbers', async () => {
-    await importPolicy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: web-from-frontend }
-spec:
-  endpointSelector: { matchLabels: { app: web } }
-  ingress:
-  - fromEndpoints: [ { matchLabels: { role: frontend } } ]`);
+    await importPolicy(WEB_FROM_FRONTEND);
     try {
       const identitiesBefore = (await node.cli(['identity', 'list', '-o', 'json'])).stdout;
       await node.agent!.kill('SIGKILL');
