@@ -267,7 +267,8 @@ spec:
   });
 
   test('a policy change keeps an open connection it still allows and cuts one it no longer allows', async () => {
-    const allow81 = (name: string) => `
+    /** web-in admits the frontend on one TCP port ("0": every TCP port); same name, so each import replaces it. */
+    const webIn = (port: string) => `
 apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: { name: web-in }
@@ -276,29 +277,20 @@ spec:
   ingress:
   - fromEndpoints: [ { matchLabels: { role: frontend } } ]
     toPorts:
-    - ports: [ { port: "${name === 'ports' ? '81' : '0'}", protocol: TCP } ]`;
-    await importPolicy(allow81('all'));
+    - ports: [ { port: "${port}", protocol: TCP } ]`;
+    await importPolicy(webIn('0'));
     const stream = topo.spawnIn(good.netnsPath, [process.execPath, PROBE_TOOL, 'stream', web.ipv4, '81']);
     let out = '';
     stream.stdout!.on('data', (d: Buffer) => (out += d));
     const echoes = () => (out.match(/^echo /gm) ?? []).length;
     try {
       await waitFor(() => echoes() >= 3, 'the stream to start echoing');
-      await importPolicy(allow81('ports')); // same name: replaced; port 81 still allowed
+      await importPolicy(webIn('81')); // port 81 still allowed, by another rule
       const before = echoes();
       await sleep(800);
       assert.ok(echoes() >= before + 4, `the stream kept flowing (${before} -> ${echoes()})`);
       assert.doesNotMatch(out, /closed/);
-      await importPolicy(`
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: web-in }
-spec:
-  endpointSelector: { matchLabels: { app: web } }
-  ingress:
-  - fromEndpoints: [ { matchLabels: { role: frontend } } ]
-    toPorts:
-    - ports: [ { port: "80", protocol: TCP } ]`);
+      await importPolicy(webIn('80'));
       await waitFor(() => /closed/.test(out), 'the stream to be cut', 5000);
       assert.match(out, /closed: no echo for 1 s/);
     } finally {
