@@ -50,7 +50,7 @@ export interface PolicyDeleteResult {
 
 export interface TraceStep {
   direction: 'egress' | 'ingress';
-  verdict: 'allow' | 'deny';
+  verdict: 'allow' | 'deny' | 'redirect';
   /** The deciding rule ("policy direction[index]"), absent for a default. */
   rule?: string;
   /** Why, in words: "rule ... allows", "no rule selects the destination: default allow", ... */
@@ -73,7 +73,7 @@ export interface PolicyTraceResult {
   /** The source's egress (absent when the source is outside the cluster: no policy of ours governs it). */
   egress?: TraceStep;
   ingress: TraceStep;
-  verdict: 'allow' | 'deny';
+  verdict: 'allow' | 'deny' | 'redirect';
 }
 
 export interface IdentityView {

@@ -13,7 +13,13 @@
  * answer (deny wins over allow even when the allow is more specific).
  */
 export type Direction = 'ingress' | 'egress';
-export type Verdict = 'allow' | 'deny';
+/**
+ * redirect: allowed at L3/L4, but only through the L7 proxy, which judges each
+ * HTTP request (src/common/l7-policy.ts). Between the three, deny wins over
+ * allow, and allow over redirect (an L4-only allow lets every request through,
+ * so the flow need not touch the proxy).
+ */
+export type Verdict = 'allow' | 'deny' | 'redirect';
 
 export interface PolicyMapEntry {
   direction: Direction;

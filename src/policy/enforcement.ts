@@ -11,7 +11,7 @@ import { invalid, notFound } from '../common/errors.js';
 import { isCidrIdentity, isEndpointIdentity } from '../common/identity.js';
 import { formatLabels, parseLabels, type Labels } from '../common/labels.js';
 import { Mutex } from '../common/mutex.js';
-import type { PolicyMapEntry } from '../common/policy-entry.js';
+import type { PolicyMapEntry, Verdict } from '../common/policy-entry.js';
 import { PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../common/policy-entry.js';
 
 import { StateFile } from '../node/state-file.js';
@@ -65,12 +65,12 @@ export interface TraceOutcome {
   protocol: string;
   egress?: TraceStepOutcome;
   ingress?: TraceStepOutcome;
-  verdict: 'allow' | 'deny';
+  verdict: Verdict;
 }
 
 export interface TraceStepOutcome {
   direction: 'ingress' | 'egress';
-  verdict: 'allow' | 'deny';
+  verdict: Verdict;
   rule?: string;
   reason: string;
 }

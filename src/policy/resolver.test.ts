@@ -301,7 +301,7 @@ test('random policies: every lookup of the resolved entries agrees with the sema
     return `{${[...byKey.values()].join(', ')}}`;
   };
   const probes: Array<[number, number]> = [[PROTO_TCP, 22], [PROTO_TCP, 80], [PROTO_TCP, 8080], [PROTO_TCP, 65535], [PROTO_UDP, 80], [PROTO_UDP, 53], [PROTO_SCTP, 80], [1, 0]];
-  const seen = { allow: 0, deny: 0 };
+  const seen = { allow: 0, deny: 0, redirect: 0 };
   for (let round = 0; round < 60; round++) {
     const docs = [...Array(1 + random(3))].map((_, i) => {
       const lines = [`endpointSelector: {matchLabels: {org: empire}}`];
