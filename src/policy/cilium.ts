@@ -1,5 +1,6 @@
 /**
- * CiliumNetworkPolicy (cilium.io/v2) read into the policy model, L3/L4 part.
+ * CiliumNetworkPolicy (cilium.io/v2) read into the policy model: L3/L4, and
+ * HTTP rules on TCP ports (http-rules.ts).
  * Semantics kept from Cilium: within one rule the peer kinds are ORed and
  * toPorts is ANDed with them; a rule with only toPorts applies to every peer,
  * one with only peers to every port; an empty rule {} allows nothing; a
@@ -22,6 +23,8 @@ import type { Field } from './field.js';
 import { readMetadata } from './metadata.js';
 import { policyKey, type Peer, type PeerRule, type Policy, type PolicySpec, type PortRange } from './model.js';
 import { CILIUM_PORTS, readPort } from './ports.js';
+import { readHttpRules } from './http-rules.js';
+import { PROTO_TCP } from '../common/policy-entry.js';
 
 const NOT_L3L4 = 'Tendril implements L3/L4 policy by endpoint labels, CIDR and entity';
 
@@ -47,7 +50,6 @@ function peerUnsupported(prefix: 'from' | 'to'): Record<string, string> {
 }
 
 const PORT_RULE_UNSUPPORTED: Record<string, string> = {
-  rules: 'L7 rules are not supported yet (this release enforces L3/L4)',
   terminatingTLS: 'TLS interception is not implemented',
   originatingTLS: 'TLS interception is not implemented',
   serverNames: 'TLS SNI matching is not implemented',
@@ -135,9 +137,20 @@ function readPeerRule(field: Field, direction: Direction, verdict: Verdict, name
   const portRules = f.toPorts.list();
   let ports: PortRange[] | undefined = [];
   for (const portRule of portRules) {
-    const r = portRule.object({ known: ['ports'], unsupported: PORT_RULE_UNSUPPORTED });
+    const r = portRule.object({ known: ['ports', 'rules'], unsupported: PORT_RULE_UNSUPPORTED });
     const items = r.ports.list();
-    const ranges = items.flatMap((item) => readPort(item, CILIUM_PORTS));
+    const perItem = items.map((item) => readPort(item, CILIUM_PORTS));
+    const ranges = perItem.flat();
+    if (r.rules.present) {
+      const http = readHttpRules(r.rules);
+      if (verdict === 'deny') r.rules.fail('HTTP rules cannot be part of a deny rule (a deny applies to whole connections)');
+      if (items.length === 0) r.rules.fail('HTTP rules need ports (with protocol: TCP)');
+      items.forEach((item, i) => {
+        if (perItem[i]!.some((range) => range.protocol !== PROTO_TCP))
+          item.fail(`HTTP rules need protocol: TCP (this port is ${describeProtocols(perItem[i]!)})`);
+      });
+      for (const range of ranges) range.http = http;
+    }
     // A port rule without ports stands for every port; that absorbs the rest.
     if (items.length === 0) ports = undefined;
     else ports?.push(...ranges);
@@ -148,6 +161,11 @@ function readPeerRule(field: Field, direction: Direction, verdict: Verdict, name
   // Only toPorts: every peer on those ports. Neither peers nor ports ({}): nothing.
   if (!namesPeers && portRules.length > 0) peers.push({ kind: 'identity', identity: IDENTITY_ANY });
   return { path: field.path, direction, verdict, peers, ports };
+}
+
+function describeProtocols(ranges: readonly PortRange[]): string {
+  const names: Record<number, string> = { 6: 'TCP', 17: 'UDP', 132: 'SCTP' };
+  return [...new Set(ranges.map((r) => names[r.protocol] ?? String(r.protocol)))].join(', ');
 }
 
 /**

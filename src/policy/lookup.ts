@@ -2,7 +2,8 @@
  * The datapath's policy lookup, in TypeScript: for the exact identity, its
  * class and IDENTITY_ANY, the longest matching entry (a protocol's entries
  * are longer than protocol-0 ones, longer port prefixes longer still); a deny
- * among them wins, else an allow allows, else the packet is dropped. Trace
+ * among them wins, else an allow allows, else a redirect sends the connection
+ * to the L7 proxy, else the packet is dropped. Trace
  * and tests use this, so they cannot disagree with the datapath.
  */
 import type { Direction, PolicyMapEntry, Verdict } from '../common/policy-entry.js';
@@ -32,8 +33,10 @@ export function lookupEntries(
   }
   const deny = found.find((e) => e.verdict === 'deny');
   if (deny) return { verdict: 'deny', entry: deny };
-  const allow = found[0];
-  return allow ? { verdict: 'allow', entry: allow } : { verdict: 'deny', entry: undefined };
+  const allow = found.find((e) => e.verdict === 'allow');
+  if (allow) return { verdict: 'allow', entry: allow };
+  const redirect = found[0];
+  return redirect ? { verdict: 'redirect', entry: redirect } : { verdict: 'deny', entry: undefined };
 }
 
 function matches(e: PolicyMapEntry, protocol: number, port: number): boolean {

@@ -4,6 +4,7 @@
  * peers may (or may not) talk to those endpoints on which ports.
  */
 import type { LabelSelector } from '../common/selector.js';
+import type { HttpRule } from '../common/l7-policy.js';
 import type { Direction, Verdict } from '../common/policy-entry.js';
 
 export type PolicyKind = 'CiliumNetworkPolicy' | 'NetworkPolicy';
@@ -22,6 +23,11 @@ export interface PortRange {
   protocol: number;
   first: number;
   last: number;
+  /**
+   * TCP only: the HTTP requests allowed on these ports (any rule matching
+   * allows). Present on an allow rule, the flow goes through the L7 proxy.
+   */
+  http?: readonly HttpRule[];
 }
 
 /** One item of ingress, egress, ingressDeny or egressDeny. */

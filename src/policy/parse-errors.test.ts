@@ -99,8 +99,8 @@ test('Cilium features outside L3/L4 are "not supported", naming the field', () =
     `${CNP}: specs[0].egress[0].toServices: not supported: Tendril implements L3/L4 policy by endpoint labels, CIDR and entity`,
   );
   assert.equal(
-    problem(cnpRule('ingress: [{toPorts: [{ports: [{port: "80"}], rules: {http: [{method: GET}]}}]}]')),
-    `${CNP}: specs[0].ingress[0].toPorts[0].rules: not supported: L7 rules are not supported yet (this release enforces L3/L4)`,
+    problem(cnpRule('ingress: [{toPorts: [{ports: [{port: "53", protocol: UDP}], rules: {dns: [{matchName: x}]}}]}]')),
+    `${CNP}: specs[0].ingress[0].toPorts[0].rules.dns: not supported: only HTTP rules are implemented (DNS-based policy is not implemented)`,
   );
   assert.equal(
     problem(cnpRule('ingress: [{icmps: [{fields: [{type: 8}]}]}]')),

@@ -18,7 +18,8 @@ import type { Labels } from '../common/labels.js';
 import type { Direction, PolicyMapEntry } from '../common/policy-entry.js';
 import { RESERVED_PREFIX, selectorMatches, type LabelSelector, type Requirement } from '../common/selector.js';
 import { cidrLabel } from './cidr.js';
-import { allowAllEntry, finalizeEntries, ruleEntries } from './entries.js';
+import { allowAllEntry, finalizeEntries, l7Entries, ruleEntries } from './entries.js';
+import type { L7Entry } from '../common/l7-policy.js';
 import { IdentityIndex, type IdentityLabels } from './identity-index.js';
 import type { Peer, PeerRule, Policy, PolicySpec } from './model.js';
 import { RuleTable } from './rule-table.js';
@@ -30,13 +31,15 @@ export interface Resolution {
   entries: readonly PolicyMapEntry[];
   /** Per direction, the keys of the policies that make it default-deny for the endpoint (empty: not enforced). */
   enforcedBy: Readonly<Record<Direction, readonly string[]>>;
+  /** The HTTP rules of the endpoint's redirect entries, for the L7 proxy. */
+  l7: readonly L7Entry[];
 }
 
 export class PolicyResolver {
   private readonly index: IdentityIndex;
   private readonly specs: Array<{ policy: Policy; spec: PolicySpec }> = [];
   private readonly ruleIds = new Map<PeerRule, number>();
-  private readonly entriesOfRule = new Map<PeerRule, PolicyMapEntry[]>();
+  private readonly entriesOfRule = new Map<PeerRule, { entries: PolicyMapEntry[]; l7: L7Entry[] }>();
   private readonly byLabels = new Map<string, Resolution>();
 
   constructor(
@@ -80,23 +83,30 @@ export class PolicyResolver {
   private compute(labels: Labels): Resolution {
     const enforcedBy: Record<Direction, string[]> = { ingress: [], egress: [] };
     const collected: PolicyMapEntry[] = [];
+    const l7: L7Entry[] = [];
     for (const { policy, spec } of this.specs) {
       if (!selectorMatches(spec.subject, labels)) continue;
       for (const direction of DIRECTIONS)
         if (spec.enforces[direction] && !enforcedBy[direction].includes(policy.key)) enforcedBy[direction].push(policy.key);
-      for (const rule of spec.rules) for (const e of this.entriesOf(rule)) collected.push(e);
+      for (const rule of spec.rules) {
+        const of = this.entriesOf(rule);
+        for (const e of of.entries) collected.push(e);
+        for (const e of of.l7) l7.push(e);
+      }
     }
     for (const direction of DIRECTIONS) if (enforcedBy[direction].length === 0) collected.push(allowAllEntry(direction));
-    return { entries: finalizeEntries(collected), enforcedBy };
+    return { entries: finalizeEntries(collected), enforcedBy, l7 };
   }
 
-  private entriesOf(rule: PeerRule): PolicyMapEntry[] {
-    let entries = this.entriesOfRule.get(rule);
-    if (!entries) {
-      entries = ruleEntries(rule, this.peerIdentities(rule.peers), this.ruleIds.get(rule)!);
-      this.entriesOfRule.set(rule, entries);
+  private entriesOf(rule: PeerRule): { entries: PolicyMapEntry[]; l7: L7Entry[] } {
+    let of = this.entriesOfRule.get(rule);
+    if (!of) {
+      const identities = this.peerIdentities(rule.peers);
+      const ruleId = this.ruleIds.get(rule)!;
+      of = { entries: ruleEntries(rule, identities, ruleId), l7: l7Entries(rule, identities, ruleId) };
+      this.entriesOfRule.set(rule, of);
     }
-    return entries;
+    return of;
   }
 
   /** Policy-key identities for a rule's peers, with members of a listed class or of ANY left out. */

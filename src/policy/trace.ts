@@ -63,7 +63,8 @@ export function tracePolicy(resolver: PolicyResolver, request: TraceRequest): Tr
   const destination = sideOf(resolver, request.destination, 'destination');
   const egress = decide(resolver, 'egress', source, destination.identity, request);
   const ingress = decide(resolver, 'ingress', destination, source.identity, request);
-  const verdict: Verdict = egress?.verdict === 'deny' || ingress?.verdict === 'deny' ? 'deny' : 'allow';
+  const verdicts = [egress?.verdict, ingress?.verdict];
+  const verdict: Verdict = verdicts.includes('deny') ? 'deny' : verdicts.includes('redirect') ? 'redirect' : 'allow';
   const lines = [
     `source: ${describeSide(source)}`,
     `destination: ${describeSide(destination)}, protocol ${request.protocol} port ${request.port}`,
@@ -94,7 +95,10 @@ function decide(resolver: PolicyResolver, direction: Direction, local: Side, pee
   let reason: string;
   if (enforcedBy.length === 0) reason = `no rule selects the ${whose}: default allow`;
   else if (!entry) reason = `selected by ${enforcedBy.join(', ')} for ${direction}, no rule allows this: default deny`;
-  else reason = `${verdict === 'allow' ? 'allowed' : 'denied'} by ${rule ? formatRuleRef(rule) : `rule ${entry.ruleId}`}`;
+  else {
+    const how = { allow: 'allowed', deny: 'denied', redirect: 'allowed through the L7 proxy (HTTP rules)' }[verdict];
+    reason = `${how} by ${rule ? formatRuleRef(rule) : `rule ${entry.ruleId}`}`;
+  }
   return { direction, identity: local.identity, verdict, ruleId: entry?.ruleId ?? 0, rule, reason };
 }
 
