@@ -81,7 +81,7 @@ describe('bad input to the agent and the CLI', () => {
     await assert.rejects(node.client.call('GET', '/v1/nothing'), /no such API route/);
     await assert.rejects(node.client.call('PUT', '/v1/endpoints'), /PUT is not allowed/);
     await assert.rejects(node.client.call('GET', '/v1/maps/tnd_events'), /ring buffer/);
-    await assert.rejects(node.client.call('GET', '/v1/monitor?type=everything'), /type must be drop, trace or policy/);
+    await assert.rejects(node.client.call('GET', '/v1/monitor?type=everything'), /type must be drop, trace, policy or l7/);
     assert.equal(await snapshot(), before);
   });
 

@@ -29,7 +29,7 @@ test('EndpointIdParam takes 1-65535 only', () => {
 
 test('MonitorQuery splits types and checks them; MapNameParam checks names', () => {
   assert.deepEqual(parse(MonitorQuery, { type: 'drop,trace', endpoint: '3' }, 'monitor query'), { type: ['drop', 'trace'], endpoint: 3 });
-  rejects(() => parse(MonitorQuery, { type: 'l7' }, 'monitor query'), /type must be drop, trace or policy/);
+  rejects(() => parse(MonitorQuery, { type: 'http' }, 'monitor query'), /type must be drop, trace, policy or l7/);
   rejects(() => parse(MonitorQuery, { since: '1' }, 'monitor query'), /unknown field\(s\) "since"/);
   assert.equal(parse(MapNameParam, 'tnd_ct', 'map name'), 'tnd_ct');
   rejects(() => parse(MapNameParam, '../x', 'map name'), /a map name is/);

@@ -34,7 +34,7 @@ export const MonitorQuery = z
     type: z
       .string()
       .transform((s) => s.split(','))
-      .pipe(z.array(z.enum(['drop', 'trace', 'policy'], { message: 'type must be drop, trace or policy' })))
+      .pipe(z.array(z.enum(['drop', 'trace', 'policy', 'l7'], { message: 'type must be drop, trace, policy or l7' })))
       .optional(),
     endpoint: EndpointIdParam.optional(),
   })

@@ -20,7 +20,7 @@ commands:
   policy import FILE... | list | get NAME | delete NAME|--all
   policy trace --src LABELS|ID|CIDR --dst LABELS|ID --dport PORT[/PROTO]
   identity list | get ID
-  monitor [--type drop|trace|policy] [--endpoint ID]
+  monitor [--type drop|trace|policy|l7] [--endpoint ID]
   map list | dump NAME
 The socket defaults to $TENDRIL_SOCKET or ${DEFAULT_SOCKET}.`;
 

@@ -4,8 +4,10 @@
  */
 import { TndEvent, TndEventType, TndPolicyDir, TndPolicyVerdict, tndDropReasonNames, tndObsPointNames, tndCtStateNames } from '../bpf/generated/wire.js';
 import { formatKeyAddress, ntohs, protocolName } from '../common/wire-values.js';
+import { formatL7Event } from './l7-event.js';
 
-export type EventType = 'trace' | 'drop' | 'policy';
+export type EventType = 'trace' | 'drop' | 'policy' | 'l7';
+export const EVENT_TYPE_NAMES: readonly EventType[] = ['drop', 'trace', 'policy', 'l7'];
 
 export interface MonitorEvent {
   time: string;
@@ -33,6 +35,10 @@ export interface MonitorEvent {
   rule?: string;
   sourceIdentity?: number;
   destinationIdentity?: number;
+  /** L7 events (l7-event.ts): both endpoints (0 = not local) and the request. */
+  sourceEndpoint?: number;
+  destinationEndpoint?: number;
+  http?: { method: string; path: string; host?: string; status: number; latencyMs: number };
 }
 
 const EVENT_TYPES: Record<number, EventType> = {
@@ -113,6 +119,7 @@ export function formatEvent(ev: MonitorEvent): string {
   const flow = ev.source
     ? `${endpointText(ev.source, ev.sourcePort)} -> ${endpointText(ev.destination, ev.destinationPort)} ${ev.protocol}${ev.tcpFlags ? ` ${ev.tcpFlags}` : ''}`
     : `${ev.length} bytes, not IP`;
+  if (ev.type === 'l7') return formatL7Event(ev, verdictText(ev));
   if (ev.type === 'policy')
     return `${time} POLICY ${ev.direction} ${ev.verdict?.toUpperCase()} ep ${ev.endpoint} (${verdictText(ev)}): ${flow}`;
   const head = ev.type === 'drop' ? `DROP (${ev.reason})` : `TRACE ${ev.observationPoint}`;

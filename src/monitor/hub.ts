@@ -21,9 +21,28 @@ export class MonitorHub {
   /** `describe` fills in what the raw event only references (e.g. a rule id's name). */
   constructor(private readonly describe: (ev: MonitorEvent) => void = () => undefined) {}
 
+  /** Called whenever a subscriber comes or goes (the proxy builds L7 events only while one wants them). */
+  onSubscribersChanged: (() => void) | undefined;
+
   subscribe(filter: EventFilter, listener: Listener): () => void {
     this.listeners.set(listener, filter);
-    return () => this.listeners.delete(listener);
+    this.onSubscribersChanged?.();
+    return () => {
+      this.listeners.delete(listener);
+      this.onSubscribersChanged?.();
+    };
+  }
+
+  /** True when some subscriber would receive events of this type. */
+  wants(type: EventType): boolean {
+    for (const filter of this.listeners.values()) if (!filter.types || filter.types.includes(type)) return true;
+    return false;
+  }
+
+  /** Events decoded elsewhere (the L7 proxy's). */
+  publishDecoded(ev: MonitorEvent): void {
+    this.received++;
+    this.deliver(ev);
   }
 
   get subscribers(): number {
@@ -42,9 +61,13 @@ export class MonitorHub {
       this.lost++;
       return;
     }
+    this.deliver(ev);
+  }
+
+  private deliver(ev: MonitorEvent): void {
     for (const [listener, filter] of this.listeners) {
       if (filter.types && !filter.types.includes(ev.type)) continue;
-      if (filter.endpoint !== undefined && filter.endpoint !== ev.endpoint) continue;
+      if (filter.endpoint !== undefined && !concerns(ev, filter.endpoint)) continue;
       listener(ev);
     }
   }
@@ -52,6 +75,11 @@ export class MonitorHub {
   resync(): void {
     this.bootOffsetMs = computeBootOffset();
   }
+}
+
+/** An L7 event concerns both its endpoints; a datapath event the one it names. */
+function concerns(ev: MonitorEvent, endpoint: number): boolean {
+  return ev.endpoint === endpoint || ev.sourceEndpoint === endpoint || ev.destinationEndpoint === endpoint;
 }
 
 /** Wall clock minus CLOCK_MONOTONIC (which bpf_ktime_get_ns and hrtime share). */

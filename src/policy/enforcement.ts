@@ -11,6 +11,7 @@ import { invalid, notFound } from '../common/errors.js';
 import { isCidrIdentity, isEndpointIdentity } from '../common/identity.js';
 import { formatLabels, parseLabels, type Labels } from '../common/labels.js';
 import { Mutex } from '../common/mutex.js';
+import type { L7EndpointPolicy, L7PolicyTable } from '../common/l7-policy.js';
 import type { PolicyMapEntry, Verdict } from '../common/policy-entry.js';
 import { PROTO_SCTP, PROTO_TCP, PROTO_UDP } from '../common/policy-entry.js';
 
@@ -36,6 +37,13 @@ export interface PolicyDatapath {
   /** Makes every established connection be judged again on its next packet. */
   bumpGeneration(): void;
 }
+
+/**
+ * Where the node's HTTP rules go (the L7 proxy): called with a new table
+ * whenever it changes, before the maps that redirect flows to it are swapped
+ * in, so a redirected flow always finds its rules.
+ */
+export type L7PolicySink = (table: L7PolicyTable) => Promise<void>;
 
 /** A local endpoint as enforcement sees it. */
 export interface PolicyEndpoint {
@@ -99,6 +107,10 @@ export class PolicyEnforcement {
   private readonly cidrFile: StateFile<{ prefixes: Array<{ prefix: string; id: number }> }>;
   private resolverCache: PolicyResolver | undefined;
   private hostAddresses: string[] = [];
+  private l7Sink: L7PolicySink | undefined;
+  /** The table the sink last accepted, as text; undefined forces the next push. */
+  private l7Sent: string | undefined;
+  private l7Revision = 0;
 
   constructor(
     private readonly repo: PolicyRepository,
@@ -151,6 +163,23 @@ export class PolicyEnforcement {
       if (freed) await this.regenerate();
       else this.datapath.bumpGeneration();
     });
+  }
+
+  /**
+   * Hands every HTTP rule to `sink` from now on (the current table at once).
+   * Until a sink is set, redirected flows find no proxy and are dropped.
+   */
+  setL7Sink(sink: L7PolicySink): Promise<void> {
+    return this.mutex.run(async () => {
+      this.l7Sink = sink;
+      this.l7Sent = undefined;
+      await this.pushL7(this.resolver());
+    });
+  }
+
+  /** The HTTP rules of every local endpoint (what the proxy enforces). */
+  l7Table(): L7PolicyTable {
+    return this.buildL7Table(this.resolver());
   }
 
   /** The node's own addresses are the host identity. */
@@ -330,6 +359,7 @@ export class PolicyEnforcement {
       const text = JSON.stringify(entries);
       if (text !== state.installed) changed.push([id, entries, text]);
     }
+    await this.pushL7(resolver);
     for (const [id] of changed) this.local.get(id)!.installed = undefined; // unknown until the swap is done
     await this.datapath.installMany(changed.map(([id, entries]) => [id, entries]));
     for (const [id, , text] of changed) this.local.get(id)!.installed = text;
@@ -337,11 +367,35 @@ export class PolicyEnforcement {
     return changed.length;
   }
 
+  private buildL7Table(resolver: PolicyResolver): L7PolicyTable {
+    const endpoints: L7EndpointPolicy[] = [];
+    const ruleNames: Record<number, string> = {};
+    for (const [id, state] of [...this.local].sort(([a], [b]) => a - b)) {
+      const entries = resolver.resolve({ labels: state.ep.labels }).l7;
+      if (entries.length === 0) continue;
+      endpoints.push({ endpointId: id, entries });
+      for (const e of entries) ruleNames[e.ruleId] ??= this.describeRule(e.ruleId) ?? `rule ${e.ruleId}`;
+    }
+    return { revision: this.l7Revision, endpoints, ruleNames };
+  }
+
+  /** Sends the L7 table to the sink when it changed (a new revision each time). */
+  private async pushL7(resolver: PolicyResolver): Promise<void> {
+    if (!this.l7Sink) return;
+    const table = this.buildL7Table(resolver);
+    const text = JSON.stringify({ endpoints: table.endpoints, ruleNames: table.ruleNames });
+    if (text === this.l7Sent) return;
+    this.l7Revision += 1;
+    await this.l7Sink({ ...table, revision: this.l7Revision });
+    this.l7Sent = text;
+  }
+
   private async installFor(endpointId: number, resolver: PolicyResolver): Promise<boolean> {
     const state = this.local.get(endpointId)!;
     const entries = resolver.entriesFor({ labels: state.ep.labels });
     const text = JSON.stringify(entries);
     if (text === state.installed) return false;
+    await this.pushL7(resolver);
     state.installed = undefined; // unknown until the swap is done
     await this.datapath.installAsync(endpointId, entries);
     state.installed = text;
