@@ -1,15 +1,31 @@
 /**
- * `npm run demo`: one node, three pods, traffic between them through the eBPF
- * datapath, shown step by step with the commands a user would type. Everything
- * it builds lives in namespaces of its own and is removed at the end. Any step
- * that does not behave as shown makes the demo exit non-zero.
+ * `npm run demo`: the seed talk's scenario on one node, step by step, with
+ * the commands a user would type and every request's real result.
+ *
+ * The empire runs a deathstar (two pods, org=empire class=deathstar, an HTTP
+ * service on port 80). A tiefighter (org=empire) and an xwing (org=alliance)
+ * request landing. First no policy: both land. Then an L3/L4 policy: only
+ * the empire reaches port 80, the xwing's connection is dropped in the
+ * datapath (the monitor shows it). Then an L7 policy: the tiefighter may
+ * still land, but its PUT /v1/exhaust-port gets 403 from Tendril's proxy.
+ *
+ * Everything lives in namespaces of its own and is removed at the end; any
+ * step that does not behave as shown makes the demo exit non-zero.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Topology, REPO, must, sleep, type Node, type Pod } from '../test/harness/topology.js';
+import { Topology, REPO, sh, sleep, type Node, type Pod } from '../test/harness/topology.js';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (title: string) => process.stdout.write(`\n${bold(`== ${title}`)}\n`);
 const show = (text: string) => process.stdout.write(text.replace(/^/gm, '   ').trimEnd() + '\n');
+
+const L3L4_POLICY = join(REPO, 'examples', 'policies', 'deathstar-l3-l4.yaml');
+const L7_POLICY = join(REPO, 'examples', 'policies', 'deathstar-l7.yaml');
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(what);
+}
 
 async function cli(node: Node, args: string[]): Promise<string> {
   process.stdout.write(`$ tendril ${args.join(' ')}\n`);
@@ -19,11 +35,34 @@ async function cli(node: Node, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-async function ping(from: Pod, to: Pod, family: 4 | 6): Promise<void> {
-  const addr = family === 4 ? to.ipv4 : to.ipv6;
-  const out = await must(['ping', `-${family}`, '-c', '1', '-W', '2', addr], { netns: from.netnsPath });
-  const rtt = /time=([\d.]+ ms)/.exec(out)?.[1] ?? '?';
-  show(`${from.name.split('-').pop()} -> ${to.name.split('-').pop()} ${addr.padEnd(22)} reply in ${rtt}`);
+/** What a request got: the HTTP status and body, or "dropped" when the connection never got an answer. */
+interface Outcome {
+  status: number | 'dropped';
+  body: string;
+}
+
+/** One request with curl from a ship, printed as the user would type and see it. */
+async function request(ship: Pod, method: string, target: Pod, path: string): Promise<Outcome> {
+  const url = `http://${target.ipv4}${path}`;
+  const r = await sh(['curl', '-s', '--max-time', '2', '-X', method, '-w', '\n%{http_code}', url], { netns: ship.netnsPath, timeoutMs: 10_000 });
+  const nl = r.stdout.lastIndexOf('\n');
+  const outcome: Outcome = r.code === 28 ? { status: 'dropped', body: '' } : { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, Math.max(nl, 0)).trim() };
+  const shipName = ship.name.replace(/^tnd[0-9a-f]+-/, '');
+  const result = outcome.status === 'dropped' ? 'no answer: connection dropped (curl timed out)' : `${outcome.status} ${outcome.body}`;
+  process.stdout.write(`${shipName.padStart(10)} $ curl -X ${method} ${url}\n${''.padStart(13)}${result}\n`);
+  return outcome;
+}
+
+/** `tendril monitor` in the background while `during` runs; returns its lines. */
+async function watch(node: Node, args: string[], during: () => Promise<void>): Promise<string[]> {
+  const child = node.topo.spawnIn(node.netnsPath, [process.execPath, join(REPO, 'bin', 'tendril'), '--socket', node.socket, 'monitor', ...args]);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  await sleep(300);
+  await during();
+  await sleep(300);
+  child.kill('SIGTERM');
+  return out.split('\n').filter(Boolean);
 }
 
 async function main(): Promise<void> {
@@ -32,55 +71,69 @@ async function main(): Promise<void> {
     step('A node: a network namespace running tendril-agent');
     const node = await topo.addNode();
     show(`node netns ${node.name}, pod ranges ${node.podCidr4} and ${node.podCidr6}`);
-    await cli(node, ['status']);
 
-    step('Three pods, attached with "tendril endpoint add"');
-    const pods: Pod[] = [];
-    for (const [name, labels] of [
-      ['web', 'app=web'],
-      ['api', 'app=api'],
-      ['db', 'app=db'],
-    ] as const) {
+    step('The deathstar (two pods) and two ships, attached with "tendril endpoint add"');
+    const add = async (name: string, labels: string) => {
       process.stdout.write(`$ tendril endpoint add --netns /run/netns/${topo.prefix}-${name} --labels ${labels}\n`);
       const pod = await topo.addPod(node, name, labels);
       show(`endpoint ${pod.id}: ${pod.ipv4} ${pod.ipv6}`);
-      pods.push(pod);
+      return pod;
+    };
+    const deathstars = [await add('deathstar-1', 'org=empire,class=deathstar'), await add('deathstar-2', 'org=empire,class=deathstar')];
+    const tiefighter = await add('tiefighter', 'org=empire,class=tiefighter');
+    const xwing = await add('xwing', 'org=alliance,class=xwing');
+    for (const [i, pod] of deathstars.entries()) {
+      const server = topo.spawnIn(pod.netnsPath, [process.execPath, join(REPO, 'dist', 'examples', 'deathstar-server.js'), '80', `deathstar-${i + 1}`]);
+      await new Promise((resolve) => server.stdout!.once('data', resolve));
     }
+    show('each deathstar pod serves POST /v1/request-landing and PUT /v1/exhaust-port on port 80');
     await cli(node, ['endpoint', 'list']);
 
-    step('Every pod pings every other, IPv4 and IPv6 (ARP, ND and forwarding all in BPF)');
-    for (const from of pods) for (const to of pods) if (from !== to) for (const fam of [4, 6] as const) await ping(from, to, fam);
+    step('No policy: every ship may land on every deathstar pod');
+    for (const ds of deathstars)
+      for (const ship of [tiefighter, xwing]) {
+        const r = await request(ship, 'POST', ds, '/v1/request-landing');
+        check(r.status === 200 && r.body === 'Ship landed', `${ship.name} should land without a policy`);
+      }
 
-    step('TCP: web connects to a server in db');
-    const tool = join(REPO, 'dist', 'test', 'tools', 'tcp.js');
-    const server = topo.spawnIn(pods[2]!.netnsPath, [process.execPath, tool, 'server', '5432']);
-    await new Promise((resolve) => server.stdout!.once('data', resolve));
-    show(await must([process.execPath, tool, 'client', pods[2]!.ipv4, '5432'], { netns: pods[0]!.netnsPath }));
-    show(await must([process.execPath, tool, 'client', pods[2]!.ipv6, '5432'], { netns: pods[0]!.netnsPath }));
+    step('L3/L4 policy: only org=empire may reach the deathstar, on TCP port 80');
+    show(readFileSync(L3L4_POLICY, 'utf8'));
+    await cli(node, ['policy', 'import', L3L4_POLICY]);
+    const drops = await watch(node, ['--type', 'drop'], async () => {
+      for (const ds of deathstars) {
+        check((await request(tiefighter, 'POST', ds, '/v1/request-landing')).status === 200, 'the tiefighter should still land');
+        check((await request(xwing, 'POST', ds, '/v1/request-landing')).status === 'dropped', "the xwing's connection should be dropped");
+      }
+    });
+    const xwingDrops = drops.filter((l) => l.includes(xwing.ipv4) && l.includes('policy denied'));
+    check(xwingDrops.length > 0, `the monitor should show the xwing's drops, saw:\n${drops.join('\n')}`);
+    process.stdout.write('$ tendril monitor --type drop   (while the ships tried)\n');
+    show(xwingDrops.slice(0, 4).join('\n'));
 
-    step('What the datapath saw: "tendril monitor" while api pings web');
-    const monitor = topo.spawnIn(node.netnsPath, [process.execPath, join(REPO, 'bin', 'tendril'), '--socket', node.socket, 'monitor']);
-    let events = '';
-    monitor.stdout!.on('data', (d) => (events += d));
-    await sleep(300);
-    await must(['ping', '-c', '1', '-W', '2', pods[0]!.ipv4], { netns: pods[1]!.netnsPath });
-    await sleep(500);
-    monitor.kill('SIGTERM');
-    if (!events.includes(pods[1]!.ipv4)) throw new Error(`monitor showed no event of the ping:\n${events}`);
-    process.stdout.write('$ tendril monitor\n');
-    show(events);
+    step('But L3/L4 cannot tell requests apart: the tiefighter hits the exhaust port');
+    const boom = await request(tiefighter, 'PUT', deathstars[0]!, '/v1/exhaust-port');
+    check(boom.status === 503 && boom.body.startsWith('Panic'), 'without L7 rules the exhaust port should be reachable');
 
-    step('Connection tracking and the endpoints map');
-    await cli(node, ['map', 'dump', 'tnd_endpoints']);
-    await cli(node, ['map', 'dump', 'tnd_ct']);
-
-    step('The node itself never learned a pod neighbour: answers came from BPF');
-    const neigh = (await must(['ip', 'neigh', 'show'], { netns: node.netnsPath })) + (await must(['ip', '-6', 'neigh', 'show'], { netns: node.netnsPath }));
-    show(`ip neigh in the node: ${neigh.trim() === '' ? '(empty)' : neigh}`);
-    for (const p of pods) if (neigh.includes(p.ipv4) || neigh.includes(p.ipv6)) throw new Error(`node holds a neighbour entry for ${p.name}`);
+    step('L7 policy: empire ships may only POST /v1/request-landing');
+    show(readFileSync(L7_POLICY, 'utf8'));
+    await cli(node, ['policy', 'import', L7_POLICY]);
+    await cli(node, ['policy', 'trace', '--src', 'org=empire,class=tiefighter', '--dst', 'org=empire,class=deathstar', '--dport', '80/TCP']);
+    const l7 = await watch(node, ['--type', 'l7'], async () => {
+      for (const ds of deathstars) {
+        const landing = await request(tiefighter, 'POST', ds, '/v1/request-landing');
+        check(landing.status === 200 && landing.body === 'Ship landed', 'the tiefighter should land through the proxy');
+        const exhaust = await request(tiefighter, 'PUT', ds, '/v1/exhaust-port');
+        check(exhaust.status === 403 && exhaust.body === 'Access denied', 'the exhaust port should be denied with 403');
+      }
+      check((await request(xwing, 'POST', deathstars[0]!, '/v1/request-landing')).status === 'dropped', 'the xwing should stay dropped');
+    });
+    check(l7.filter((l) => l.includes(' L7 ')).length === 4, `the monitor should show 4 L7 events, saw:\n${l7.join('\n')}`);
+    process.stdout.write('$ tendril monitor --type l7   (while the ships tried)\n');
+    show(l7.join('\n'));
 
     step('Cleaning up');
-    for (const p of pods) await cli(node, ['endpoint', 'delete', String(p.id)]);
+    await cli(node, ['policy', 'delete', '--all']);
+    for (const p of [...deathstars, tiefighter, xwing]) await cli(node, ['endpoint', 'delete', String(p.id)]);
   } finally {
     await topo.dispose();
   }

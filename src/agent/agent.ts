@@ -21,6 +21,7 @@ import { ApiServer } from '../api/server.js';
 import { registerRoutes } from '../api/routes.js';
 import type { AgentStatus } from '../api/types.js';
 import type { Endpoint } from '../endpoint/endpoint.js';
+import { NodeProxy } from '../proxy/node-proxy.js';
 
 export interface AgentOptions {
   node: string;
@@ -31,7 +32,12 @@ export interface AgentOptions {
   podCidr6: string;
   /** A trace event for every packet instead of one per flow and second (costly; for debugging). */
   traceAll?: boolean;
+  /** The L7 proxy's port on 127.0.0.1 and its number of worker processes (default: one per core). */
+  proxyPort?: number;
+  proxyWorkers?: number;
 }
+
+const DEFAULT_PROXY_PORT = 15080;
 
 export const VERSION = '0.1.0';
 const CT_GC_INTERVAL_MS = 30_000;
@@ -45,6 +51,7 @@ export class Agent {
   private reader: RingBufferReader | undefined;
   private gcTimer: NodeJS.Timeout | undefined;
   private hostTimer: NodeJS.Timeout | undefined;
+  private readonly proxy: NodeProxy;
 
   private constructor(
     readonly options: AgentOptions,
@@ -57,7 +64,17 @@ export class Agent {
     this.hub = new MonitorHub((ev) => {
       if (ev.ruleId) ev.rule = policy.describeRule(ev.ruleId);
     });
+    this.proxy = new NodeProxy({
+      port: options.proxyPort ?? DEFAULT_PROXY_PORT,
+      ...(options.proxyWorkers !== undefined ? { workers: options.proxyWorkers } : {}),
+      flowsPin: maps.proxyFlowsPath,
+      config: maps.proxyConfig,
+      monitor: this.hub,
+      log: (line) => this.log(line),
+    });
   }
+
+  private log: (line: string) => void = () => undefined;
 
   static async start(options: AgentOptions, log: (line: string) => void): Promise<Agent> {
     const paths = new PinPaths(options.bpffs, options.node);
@@ -70,11 +87,14 @@ export class Agent {
     const hooks = { attach: (ep: Endpoint) => policy.attach(ep), detach: (id: number) => policy.detach(id) };
     const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir, hooks, { traceAll: options.traceAll });
     const agent = new Agent(options, maps, kvstore, identities, policy, endpoints);
+    agent.log = log;
     try {
       const report = await endpoints.restore();
       log(`restored endpoints: ${report.adopted} adopted, ${report.reattached} re-attached, ${report.removed} gone and removed`);
       await policy.setHostAddresses(await hostAddresses());
       await policy.start();
+      // The proxy starts when a policy first has HTTP rules (now, if one has).
+      await policy.setL7Sink((table) => agent.proxy.apply(table));
       agent.reader = new RingBufferReader(maps.raw.get('tnd_events')!, (data) => agent.hub.publish(data));
       agent.reader.start();
       registerRoutes(agent.api, { endpoints, maps, policy, monitor: agent.hub, status: () => agent.status() });
@@ -96,6 +116,7 @@ export class Agent {
   }
 
   status(): AgentStatus {
+    const proxy = this.proxy.status();
     return {
       node: this.options.node,
       version: VERSION,
@@ -115,6 +136,7 @@ export class Agent {
       endpoints: this.endpoints.count(),
       policy: { ...this.policy.stats(), generation: this.maps.policy.generation() },
       monitor: { eventsReceived: this.hub.received, subscribers: this.hub.subscribers },
+      ...(proxy ? { proxy } : {}),
     };
   }
 
@@ -123,6 +145,7 @@ export class Agent {
     if (this.gcTimer) clearInterval(this.gcTimer);
     if (this.hostTimer) clearInterval(this.hostTimer);
     await this.api.close();
+    await this.proxy.stop();
     this.reader?.close();
     this.identities.close();
     await this.kvstore.close();

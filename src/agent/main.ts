@@ -9,7 +9,8 @@ import { TendrilError } from '../common/errors.js';
 import { DEFAULT_SOCKET } from '../api/client.js';
 
 const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PATH] [--bpffs DIR]
-                     [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]`;
+                     [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]
+                     [--proxy-port 15080] [--proxy-workers N (default: one per core)]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
         'pod-cidr': { type: 'string', default: '10.200.0.0/24' },
         'pod-cidr6': { type: 'string', default: 'fd10:200::/64' },
         'trace-all': { type: 'boolean', default: false },
+        'proxy-port': { type: 'string', default: '15080' },
+        'proxy-workers': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -42,6 +45,11 @@ async function main(): Promise<void> {
   }
   const node = values.node ?? hostname();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(node)) fail(`node name "${node}" is invalid (letters, digits, "_", "-", ".")`, 2);
+  const proxyPort = Number(values['proxy-port']);
+  if (!/^\d+$/.test(values['proxy-port']) || proxyPort < 1 || proxyPort > 65535) fail(`--proxy-port "${values['proxy-port']}" is not a port (1-65535)`, 2);
+  const proxyWorkers = values['proxy-workers'] === undefined ? undefined : Number(values['proxy-workers']);
+  if (proxyWorkers !== undefined && !(/^\d+$/.test(values['proxy-workers']!) && proxyWorkers >= 1 && proxyWorkers <= 64))
+    fail(`--proxy-workers "${values['proxy-workers']}" is not a number of workers (1-64)`, 2);
   if (process.getuid?.() !== 0) fail('must run as root: it loads BPF programs and creates network links');
 
   // Preconditions checked before the FFI layer is loaded, so each has its own clear line.
@@ -63,6 +71,8 @@ async function main(): Promise<void> {
       podCidr4: values['pod-cidr'],
       podCidr6: values['pod-cidr6'],
       traceAll: values['trace-all'],
+      proxyPort,
+      ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
     },
     log,
   );
