@@ -14,6 +14,19 @@
  *                   replies from_container sends back to the pod pass.
  * Policy is looked up for new connections only (conntrack misses), and for
  * known ones again once after each policy change (tnd_policy_gen).
+ * L7 (proxy.h): a new connection whose source's egress verdict or (local
+ * destination) destination's ingress verdict is TND_POLICY_REDIRECT, and
+ * neither denies, is steered into the node's L7 proxy at from_container: its
+ * SYN gets the proxy's listener assigned, every packet of it the mark
+ * TND_MARK_TO_PROXY, and it goes to the node's stack, never straight to the
+ * destination; the source's egress entry carries TND_CT_F_TO_PROXY, the
+ * destination gets no entry, tnd_proxy_flows tells the proxy who is talking.
+ * The proxy's replies reach the pod through to_container as that entry's
+ * replies. After a policy change such a flow stays only while the combined
+ * verdict is still redirect. The proxy's own upstream connection to a pod
+ * (TND_MARK_FROM_PROXY) is tracked at to_container (TND_CT_F_FROM_PROXY) but
+ * not judged: the proxy judged the original flow. Redirects that cannot be
+ * steered (IPv6, not TCP, entering from the node) are dropped.
  * One instance per endpoint, specialised by CONFIG (struct tnd_lxc_config)
  * before load; a disabled address family is pruned by the verifier. The
  * device is the packet's (ctx_ifindex()), not a constant, so the programs can
@@ -34,6 +47,7 @@
 #include "ipcache.h"
 #include "identity.h"
 #include "policy.h"
+#include "proxy.h"
 #include "trace.h"
 #include "mac.h"
 #include "arp.h"
@@ -56,6 +70,13 @@ WIRE_TYPES_IN_BTF();
  * share one copy of the forwarding and conntrack code instead of two.
  */
 #define CTX_CONTINUE 0x100
+
+/*
+ * "The policy redirects this new connection into the L7 proxy": from
+ * policy_new() and ct_policy() (which then made no entry). Never a verdict
+ * of a program: every caller turns it into steering or a drop.
+ */
+#define CTX_PROXY 0x200
 
 /* Out of line: drops are the slow path, and there are many drop sites. */
 static __noinline int drop_at(const struct pkt *p, __u32 reason, __u8 obs,
@@ -174,6 +195,8 @@ __noinline int policy_new(const struct pkt *p, __u8 dir, __u16 endpoint_id,
 	a.verdict = res.verdict;
 	a.direction = pdir;
 	send_policy(p, &a);
+	if (reason == POLICY_REDIRECT)
+		return CTX_PROXY;
 	if (reason)
 		return send_drop(p, reason, &a);
 	return CTX_OK;
@@ -184,6 +207,8 @@ __noinline int policy_new(const struct pkt *p, __u8 dir, __u16 endpoint_id,
  * it was allowed: the policy is asked again about the connection's original
  * direction. CTX_OK keeps it; else the entry is deleted and the packet
  * dropped. Once per connection and policy change; global, like policy_new().
+ * A redirect verdict cuts it too: a connection that did not open through
+ * the L7 proxy can never move into it (DROP_PROXY_NO_SOCKET).
  */
 __noinline int ct_recheck(const struct pkt *p, const struct tnd_ct_key *k,
 			  __u16 endpoint_id, __u32 ifindex, int reply)
@@ -204,6 +229,8 @@ __noinline int ct_recheck(const struct pkt *p, const struct tnd_ct_key *k,
 			      policy_dport(k->proto, k->dport), &res);
 	if (!reason)
 		return CTX_OK;
+	if (reason == POLICY_REDIRECT)
+		reason = DROP_PROXY_NO_SOCKET;
 	bpf_map_delete_elem(&tnd_ct, k);
 	a.ifindex = ifindex;
 	a.endpoint_id = endpoint_id;
@@ -218,13 +245,72 @@ __noinline int ct_recheck(const struct pkt *p, const struct tnd_ct_key *k,
 }
 
 /*
+ * ct_recheck() of a flow in the L7 proxy (a TND_CT_F_TO_PROXY entry, key k:
+ * the source's egress entry; endpoint_id is the source). Both policies that
+ * could have steered it are asked again, the destination's found anew: a
+ * deny from either cuts the flow, a redirect from either keeps it (the proxy
+ * applies its own new rules), and two allows cut it too, since a flow in
+ * the proxy can never become direct (DROP_PROXY_WITHDRAWN). A cut deletes
+ * the entry and the flow's tnd_proxy_flows entry.
+ */
+__noinline int proxy_recheck(const struct pkt *p, const struct tnd_ct_key *k,
+			     __u16 endpoint_id, __u32 ifindex, int reply)
+{
+	struct tnd_endpoint_info *dst_info;
+	struct event_args a = {};
+	struct policy_result res, ires;
+	__u32 src, dst;
+	int reason, ireason = 0;
+
+	if (!p || !k)
+		return CTX_DROP;
+	src = identity_of(k->family, (const void *)k->saddr);
+	dst = identity_of(k->family, (const void *)k->daddr);
+	reason = policy_check(endpoint_id, TND_POLICY_EGRESS, dst, k->proto,
+			      policy_dport(k->proto, k->dport), &res);
+	a.endpoint_id = endpoint_id;
+	a.ifindex = ifindex;
+	a.direction = TND_POLICY_EGRESS;
+	dst_info = endpoint_lookup_addr(k->family, k->daddr);
+	if (dst_info && reason != DROP_POLICY_DENIED && reason != DROP_NO_POLICY) {
+		ireason = policy_check(dst_info->endpoint_id, TND_POLICY_INGRESS,
+				       src, k->proto,
+				       policy_dport(k->proto, k->dport), &ires);
+		if (ireason == DROP_POLICY_DENIED || ireason == DROP_NO_POLICY ||
+		    (ireason == POLICY_REDIRECT && !reason)) {
+			/* The destination's verdict decides: report it. */
+			reason = ireason;
+			res = ires;
+			a.endpoint_id = dst_info->endpoint_id;
+			a.ifindex = dst_info->ifindex;
+			a.direction = TND_POLICY_INGRESS;
+		}
+	}
+	if (reason == POLICY_REDIRECT)
+		return CTX_OK;
+	if (!reason)
+		reason = DROP_PROXY_WITHDRAWN;
+	bpf_map_delete_elem(&tnd_ct, k);
+	proxy_flow_forget(k);
+	a.obs_point = obs_of(p->tuple.dir);
+	a.src_identity = reply ? dst : src;
+	a.dst_identity = reply ? src : dst;
+	a.rule_id = res.rule_id;
+	a.verdict = res.verdict;
+	return send_drop(p, reason, &a);
+}
+
+/*
  * Conntrack and policy of one endpoint (endpoint_id, host veth ifindex) for
  * one direction of a packet. A packet of a known connection passes, after a
  * re-check when the policy generation moved since the connection was
  * allowed (one array load and a compare otherwise); a packet opening a
  * connection must pass the policy first, and only then gets an entry.
- * CTX_OK, or CTX_DROP (constant, not the callees' return values: fewer
- * paths for the verifier).
+ * CTX_OK, CTX_DROP (constant, not the callees' return values: fewer
+ * paths for the verifier), or CTX_PROXY: the policy redirects the new
+ * connection into the L7 proxy and no entry was made (the caller steers it
+ * or drops it). res->flags tells a known L7 flow (TND_CT_F_TO_PROXY). A
+ * proxy upstream connection (TND_CT_F_FROM_PROXY) is never re-checked.
  */
 static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 				     __u16 endpoint_id, __u32 ifindex,
@@ -234,22 +320,35 @@ static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 {
 	struct tnd_ct_key rkey;
 	struct tnd_ct_entry *e;
-	int reply;
+	int reply, ret;
 
 	e = ct_find(p, dir, now, reply_first, &rkey, &reply);
 	if (likely(e)) {
 		if (unlikely(e->policy_gen != gen)) {
-			if (ct_recheck(p, reply ? &rkey : &p->tuple,
-				       e->endpoint_id, ifindex, reply) != CTX_OK)
+			__u8 f = e->flags;
+
+			if (f & TND_CT_F_TO_PROXY) {
+				if (proxy_recheck(p, reply ? &rkey : &p->tuple,
+						  e->endpoint_id, ifindex,
+						  reply) != CTX_OK)
+					return CTX_DROP;
+			} else if (!(f & TND_CT_F_FROM_PROXY) &&
+				   ct_recheck(p, reply ? &rkey : &p->tuple,
+					      e->endpoint_id, ifindex,
+					      reply) != CTX_OK) {
 				return CTX_DROP;
+			}
 			e->policy_gen = gen;
 		}
 		ct_account(e, p, reply, now, res);
 		return CTX_OK;
 	}
-	if (policy_new(p, dir, endpoint_id, ifindex, ids) != CTX_OK)
+	ret = policy_new(p, dir, endpoint_id, ifindex, ids);
+	if (ret == CTX_PROXY)
+		return CTX_PROXY;
+	if (ret != CTX_OK)
 		return CTX_DROP;
-	ct_create(p, endpoint_id, now, gen, res);
+	ct_create(p, endpoint_id, now, gen, 0, res);
 	return CTX_OK;
 }
 
@@ -260,7 +359,8 @@ static __always_inline int ct_policy(struct pkt *p, __u8 dir,
  * local source's from_container on the destination's behalf
  * (deliver_local()): so everything about the destination comes from the
  * arguments (its policy by endpoint_id in the node-wide tnd_policy), never
- * from CONFIG. Returns CTX_OK to go on, or a drop verdict.
+ * from CONFIG. Returns CTX_OK to go on, CTX_PROXY (ct_policy()), or a
+ * drop verdict.
  */
 static __always_inline int endpoint_ingress(struct pkt *p, __u16 endpoint_id,
 					    __u32 ifindex, int trace_all,
@@ -313,8 +413,74 @@ static __always_inline int to_stack(const struct __ctx_buff *ctx,
 }
 
 /*
+ * A new connection the policy redirects into the L7 proxy (pflags: whose
+ * policy did, enum tnd_proxy_flags; dst_endpoint: the destination endpoint
+ * or 0): the listener is assigned to its SYN (proxy_assign()), the packet
+ * marked TND_MARK_TO_PROXY and handed to the node's stack unchanged, the
+ * flow recorded for the proxy, and the source's egress entry made with
+ * TND_CT_F_TO_PROXY. No entry at the destination: it only ever talks to the
+ * proxy. Any failure drops (about the source endpoint, with the verdict).
+ * CTX_OK or CTX_DROP; global (two call sites, slow path).
+ */
+__noinline int proxy_steer(struct __sk_buff *ctx, struct pkt *p,
+			   const struct flow_ids *ids, __u32 dst_endpoint,
+			   __u32 pflags)
+{
+	struct tnd_proxy_flow flow = {};
+	struct event_args a = {};
+	struct ct_result res;
+	int reason;
+
+	if (!ctx || !p || !ids)
+		return CTX_DROP;
+	reason = proxy_assign(ctx, p);
+	if (reason) {
+		a.ifindex = ctx_ifindex(ctx);
+		a.endpoint_id = CONFIG.endpoint_id;
+		a.obs_point = TND_OBS_FROM_ENDPOINT;
+		a.src_identity = ids->src;
+		a.dst_identity = ids->dst;
+		a.verdict = TND_POLICY_REDIRECT;
+		a.direction = (pflags & TND_PROXY_F_EGRESS) ?
+				      TND_POLICY_EGRESS : TND_POLICY_INGRESS;
+		return send_drop(p, reason, &a);
+	}
+	ctx_set_mark(ctx, TND_MARK_TO_PROXY);
+	p->tuple.dir = TND_CT_EGRESS;
+	flow.src_identity = ids->src;
+	flow.dst_identity = ids->dst;
+	flow.src_endpoint = CONFIG.endpoint_id;
+	flow.dst_endpoint = dst_endpoint;
+	flow.flags = pflags;
+	proxy_flow_record(&p->tuple, &flow);
+	ct_create(p, CONFIG.endpoint_id, ct_now(), policy_generation(),
+		  TND_CT_F_TO_PROXY, &res);
+	metrics_add(TND_METRIC_TO_PROXY, p->len);
+	trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx), CONFIG.endpoint_id,
+		 0, res.state);
+	return CTX_OK;
+}
+
+/*
+ * A packet of a flow in the L7 proxy (its TND_CT_F_TO_PROXY entry): marked
+ * again, to the node's stack, which hands it to the proxy's socket.
+ */
+static __always_inline int to_proxy(struct __ctx_buff *ctx,
+				    const struct pkt *p,
+				    const struct ct_result *res)
+{
+	ctx_set_mark(ctx, TND_MARK_TO_PROXY);
+	metrics_add(TND_METRIC_TO_PROXY, p->len);
+	if (trace_wanted(res, TRACE_ALL))
+		trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx),
+			 CONFIG.endpoint_id, 0, res->state);
+	return CTX_OK;
+}
+
+/*
  * Unicast leaving the pod, after the pod's conntrack and egress policy:
- * to a local endpoint (the established-flow fast path), or to the stack.
+ * to a local endpoint (the established-flow fast path), to the stack, or
+ * (L7 policy) into the proxy.
  */
 static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 {
@@ -339,10 +505,50 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 	gen = policy_generation();
 	ret = ct_policy(p, TND_CT_EGRESS, CONFIG.endpoint_id, ctx_ifindex(ctx),
 			&ids, now, gen, 0, &res);
-	if (ret != CTX_OK)
-		return ret;
+	if (unlikely(ret != CTX_OK)) {
+		__u32 pflags = TND_PROXY_F_EGRESS;
+
+		if (ret != CTX_PROXY)
+			return ret;
+		/* The egress policy redirects: the destination may still deny. */
+		if (info) {
+			ret = policy_new(p, TND_CT_INGRESS, info->endpoint_id,
+					 info->ifindex, &ids);
+			if (ret == CTX_PROXY)
+				pflags |= TND_PROXY_F_INGRESS;
+			else if (ret != CTX_OK)
+				return CTX_DROP;
+		}
+		return proxy_steer(ctx, p, &ids, info ? info->endpoint_id : 0,
+				   pflags);
+	}
+	if (unlikely(res.flags & TND_CT_F_TO_PROXY))
+		return to_proxy(ctx, p, &res);
 	if (!info)
 		return to_stack(ctx, p, &res);
+
+	metrics_add(TND_METRIC_FORWARDED, p->len);
+	if (trace_wanted(&res, TRACE_ALL))
+		trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx),
+			 CONFIG.endpoint_id, info->ifindex, res.state);
+	/*
+	 * The destination's ingress step comes before the route rewrite: a
+	 * redirect by its policy hands the packet to the stack unchanged.
+	 * A reply out of here is most likely a reply into there too.
+	 */
+	ret = deliver_local(p, info, &ids, now, gen, res.reply);
+	if (unlikely(ret != CTX_OK)) {
+		if (ret == CTX_PROXY &&
+		    proxy_steer(ctx, p, &ids, info->endpoint_id,
+				TND_PROXY_F_INGRESS) == CTX_OK)
+			return CTX_OK;
+		/* Refused by the destination: the packet leaves no state behind. */
+		if (res.created) {
+			p->tuple.dir = TND_CT_EGRESS;
+			bpf_map_delete_elem(&tnd_ct, &p->tuple);
+		}
+		return CTX_DROP;
+	}
 
 	/* Route: the destination's MACs, TTL minus one (direct writes, no helper). */
 	data = ctx_data(ctx);
@@ -364,20 +570,6 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 		mac_copy(eth->h_dest, info->mac);
 		mac_copy(eth->h_source, info->router_mac);
 		ip6->hop_limit--;
-	}
-
-	metrics_add(TND_METRIC_FORWARDED, p->len);
-	if (trace_wanted(&res, TRACE_ALL))
-		trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx),
-			 CONFIG.endpoint_id, info->ifindex, res.state);
-	/* A reply out of here is most likely a reply into there too. */
-	if (deliver_local(p, info, &ids, now, gen, res.reply) != CTX_OK) {
-		/* Refused by the destination: the packet leaves no state behind. */
-		if (res.created) {
-			p->tuple.dir = TND_CT_EGRESS;
-			bpf_map_delete_elem(&tnd_ct, &p->tuple);
-		}
-		return CTX_DROP;
 	}
 	return ctx_redirect_peer(info->ifindex);
 }
@@ -496,6 +688,37 @@ disabled:
 	return drop(ctx, &p, DROP_FAMILY_DISABLED, TND_OBS_FROM_ENDPOINT);
 }
 
+/*
+ * The L7 proxy's upstream connection into this pod (its socket's SO_MARK is
+ * TND_MARK_FROM_PROXY; only a process of the node's netns can set it, and a
+ * pod's marks are scrubbed on the way out of its netns, so a pod cannot
+ * forge it): tracked, with TND_CT_F_FROM_PROXY, but not judged by the pod's
+ * ingress policy, because the proxy judged the original flow at L3/L4 and
+ * L7. The pod's replies pass its from_container as the entry's replies,
+ * also after policy changes (never re-checked).
+ */
+static __always_inline int from_proxy(struct __ctx_buff *ctx, struct pkt *p)
+{
+	struct tnd_ct_key rkey;
+	struct tnd_ct_entry *e;
+	struct ct_result res;
+	__u64 now = ct_now();
+	int reply;
+
+	ctx_set_mark(ctx, 0);
+	e = ct_find(p, TND_CT_INGRESS, now, 0, &rkey, &reply);
+	if (e)
+		ct_account(e, p, reply, now, &res);
+	else
+		ct_create(p, CONFIG.endpoint_id, now, policy_generation(),
+			  TND_CT_F_FROM_PROXY, &res);
+	metrics_add(TND_METRIC_DELIVERED, p->len);
+	if (trace_wanted(&res, TRACE_ALL))
+		trace_at(p, TND_OBS_TO_ENDPOINT, ctx_ifindex(ctx),
+			 CONFIG.endpoint_id, 0, res.state);
+	return CTX_OK;
+}
+
 SEC("tc")
 int to_container(struct __sk_buff *ctx)
 {
@@ -503,9 +726,10 @@ int to_container(struct __sk_buff *ctx)
 	struct ethhdr *eth = data;
 	struct flow_ids ids;
 	struct pkt p = {};
+	__u32 mark = ctx_mark(ctx);
 	int ret;
 
-	if (ctx_mark(ctx) == TND_MARK_LOCAL_REPLY) {
+	if (mark == TND_MARK_LOCAL_REPLY) {
 		/* Our own ARP/ND/echo reply (local_reply()), counted there. */
 		ctx_set_mark(ctx, 0);
 		return CTX_OK;
@@ -541,11 +765,19 @@ int to_container(struct __sk_buff *ctx)
 	}
 	if (ret < 0)
 		return drop(ctx, &p, -ret, TND_OBS_TO_ENDPOINT);
+	if (unlikely(mark == TND_MARK_FROM_PROXY))
+		return from_proxy(ctx, &p);
 	ids.src = IDENTITY_UNRESOLVED;
 	ids.dst = IDENTITY_UNRESOLVED;
-	return endpoint_ingress(&p, CONFIG.endpoint_id, ctx_ifindex(ctx),
-				TRACE_ALL, &ids, ct_now(), policy_generation(),
-				0);
+	ret = endpoint_ingress(&p, CONFIG.endpoint_id, ctx_ifindex(ctx),
+			       TRACE_ALL, &ids, ct_now(), policy_generation(), 0);
+	/*
+	 * A redirect entering from the node's stack: tc egress cannot assign
+	 * the proxy's socket, and the flow must not arrive directly.
+	 */
+	if (unlikely(ret == CTX_PROXY))
+		return drop(ctx, &p, DROP_PROXY_UNSUPPORTED, TND_OBS_TO_ENDPOINT);
+	return ret;
 disabled:
 	return drop(ctx, &p, DROP_FAMILY_DISABLED, TND_OBS_TO_ENDPOINT);
 }

@@ -21,17 +21,31 @@
 #define TND_CT_MAX 262144
 #define TND_EVENTS_BYTES (1 << 22)
 #define TND_IPCACHE_MAX 524288
+/* Flows steered into the L7 proxy that the proxy may still ask about. */
+#define TND_PROXY_FLOWS_MAX 65536
 /* One endpoint's policy: the size of every inner map of tnd_policy. */
 #define TND_POLICY_ENTRIES_MAX 65536
 
 /*
  * skb->mark values. TND_MARK_LOCAL_REPLY: a reply built in BPF and sent back
  * into its own pod (ARP, ND, echo); to_container passes it without conntrack
- * or policy. Never leaves the node: crossing into the pod's netns clears it.
+ * or policy. TND_MARK_TO_PROXY: a packet from_container steered into the
+ * node's L7 proxy (the node routes it locally: `ip rule fwmark
+ * 0x7e500000/0xffff0000 lookup <table>` + `local default dev lo table
+ * <table>`, src/link/proxy-routing.ts). TND_MARK_FROM_PROXY: set by the
+ * proxy's upstream sockets (SO_MARK); to_container tracks such a connection
+ * without judging it (the proxy did). None of them crosses a netns boundary:
+ * veth transmission into another netns scrubs the mark, so a pod can neither
+ * receive nor forge one.
  */
 enum tnd_mark {
 	TND_MARK_LOCAL_REPLY = 0x7e4d0000,
+	TND_MARK_TO_PROXY = 0x7e500000,
+	TND_MARK_FROM_PROXY = 0x7e510000,
 };
+
+/* The bits of skb->mark the proxy marks are matched on (the ip rule's mask). */
+#define TND_MARK_PROXY_MASK 0xffff0000
 
 /* Address families as they appear in keys (the kernel's AF_* values). */
 enum tnd_family {
@@ -121,6 +135,8 @@ enum tnd_policy_dir {
 enum tnd_policy_verdict {
 	TND_POLICY_ALLOW = 1,
 	TND_POLICY_DENY = 2,
+	/* Allowed at L3/L4, but only through the node's L7 proxy (proxy.h). */
+	TND_POLICY_REDIRECT = 3,
 };
 
 struct tnd_policy_key {
@@ -162,6 +178,21 @@ enum tnd_ct_state {
 	TND_CT_CLOSED = 3,      /* RST, or FIN in both directions */
 };
 
+/* Bits of tnd_ct_entry.flags. */
+enum tnd_ct_flags {
+	/*
+	 * The source's egress entry of a flow steered into the L7 proxy: its
+	 * packets are marked TND_MARK_TO_PROXY and go to the node's stack,
+	 * never straight to the destination.
+	 */
+	TND_CT_F_TO_PROXY = 1 << 0,
+	/*
+	 * The destination's ingress entry of a proxy upstream connection
+	 * (TND_MARK_FROM_PROXY): tracked, never judged by policy.
+	 */
+	TND_CT_F_FROM_PROXY = 1 << 1,
+};
+
 struct tnd_ct_entry {
 	__u64 created_ns;    /* bpf_ktime_get_ns() */
 	__u64 last_seen_ns;
@@ -175,9 +206,41 @@ struct tnd_ct_entry {
 	__u8 state;          /* enum tnd_ct_state */
 	__u8 tcp_flags_fwd;  /* union of TCP flags seen in each direction */
 	__u8 tcp_flags_rev;
-	__u8 pad[3];
+	__u8 flags;          /* enum tnd_ct_flags */
+	__u8 pad[2];
 	__u32 policy_gen;    /* tnd_policy_gen when the policy last allowed it */
 	__u32 pad2;
+};
+
+/*
+ * The node's L7 proxy (tnd_proxy_config, an ARRAY[1]): where flows with a
+ * TND_POLICY_REDIRECT verdict go. Its listeners are IP_TRANSPARENT sockets on
+ * 127.0.0.1:port in the node's netns (SO_REUSEPORT across its processes).
+ */
+struct tnd_proxy_config {
+	__u16 port;   /* host byte order; 0 = no proxy: redirected flows drop */
+	__u16 pad;
+	__u32 pad2;
+};
+
+/* Bits of tnd_proxy_flow.flags: whose policy steered the flow into the proxy. */
+enum tnd_proxy_flags {
+	TND_PROXY_F_EGRESS = 1 << 0,  /* the source endpoint's egress policy */
+	TND_PROXY_F_INGRESS = 1 << 1, /* the destination endpoint's ingress policy */
+};
+
+/*
+ * What the datapath tells the proxy about a flow it steered (tnd_proxy_flows,
+ * LRU_HASH keyed by struct tnd_ct_key: the client's tuple as its SYN had it,
+ * dir TND_CT_EGRESS, proto TCP), written on the SYN.
+ */
+struct tnd_proxy_flow {
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u16 src_endpoint; /* 0: not a local endpoint */
+	__u16 dst_endpoint; /* 0: not a local endpoint */
+	__u8 flags;         /* enum tnd_proxy_flags */
+	__u8 pad[3];
 };
 
 /* Events on the ring buffer. One layout for every type keeps decoding simple. */
@@ -240,6 +303,7 @@ enum tnd_metrics_slot {
 	TND_METRIC_PASSED = 4,      /* control traffic handed to the node's stack */
 	TND_METRIC_TO_STACK = 5,    /* from-container, not for a local endpoint:
 	                             * routed by the node's stack */
+	TND_METRIC_TO_PROXY = 6,    /* from-container, steered into the L7 proxy */
 };
 
 struct tnd_metrics_value {

@@ -15,11 +15,13 @@
  *                            packet is most likely a reply).
  *   ct_account(e, p, reply, now, &res)
  *                            account a packet of a known connection; res
- *                            says what happened.
- *   ct_create(p, endpoint_id, now, policy_gen, &res)
+ *                            says what happened, and carries the entry's
+ *                            flags (enum tnd_ct_flags: L7 proxy flows).
+ *   ct_create(p, endpoint_id, now, policy_gen, flags, &res)
  *                            the packet opens a connection (after ct_find
  *                            missed and the policy allowed it): an entry
- *                            keyed by its tuple and ct_find's direction.
+ *                            keyed by its tuple and ct_find's direction
+ *                            (replacing any entry of that key).
  * Split so that policy sits between a miss and the entry it would create.
  *
  * An entry is keyed by the tuple of the connection's first packet and the
@@ -64,6 +66,7 @@ struct ct_result {
 	__u8 created; /* this packet made the entry */
 	__u8 reply;   /* this packet goes against the first packet */
 	__u8 report;  /* aggregation: this packet deserves a trace event */
+	__u8 flags;   /* the entry's enum tnd_ct_flags */
 };
 
 /*
@@ -234,6 +237,7 @@ static __always_inline void ct_account(struct tnd_ct_entry *e,
 				   reply);
 	res->created = 0;
 	res->reply = reply;
+	res->flags = e->flags;
 	res->report = (flags & ~seen) || res->state != old_state ||
 		      now - e->last_report_ns > CT_REPORT_INTERVAL;
 	if (res->state != old_state)
@@ -249,7 +253,7 @@ static __always_inline void ct_account(struct tnd_ct_entry *e,
 }
 
 static __always_inline void ct_create(const struct pkt *p, __u16 endpoint_id,
-				      __u64 now, __u32 policy_gen,
+				      __u64 now, __u32 policy_gen, __u8 ct_flags,
 				      struct ct_result *res)
 {
 	struct tnd_ct_entry n = {};
@@ -263,6 +267,7 @@ static __always_inline void ct_create(const struct pkt *p, __u16 endpoint_id,
 	n.tcp_flags_fwd = flags;
 	n.endpoint_id = endpoint_id;
 	n.policy_gen = policy_gen;
+	n.flags = ct_flags;
 	n.state = ct_next_state(TND_CT_NEW, p->tuple.proto, flags, flags, 0, 0);
 	n.expires_ns = now + ct_timeout(p->tuple.proto, n.state);
 	/* Full map: LRU evicts; a failed insert must not drop traffic. */
@@ -271,6 +276,7 @@ static __always_inline void ct_create(const struct pkt *p, __u16 endpoint_id,
 	res->created = 1;
 	res->reply = 0;
 	res->report = 1;
+	res->flags = ct_flags;
 }
 
 #endif /* TND_CONNTRACK_H */

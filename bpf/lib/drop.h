@@ -38,6 +38,10 @@ enum tnd_drop_reason {
 	DROP_FAMILY_DISABLED = 145,  /* IPv4 or IPv6 not enabled for this endpoint */
 	DROP_POLICY_DENIED = 146,    /* the endpoint's policy denies the connection */
 	DROP_NO_POLICY = 147,        /* the endpoint has no policy map (yet) */
+	DROP_PROXY_UNAVAILABLE = 148, /* redirect: no proxy port configured, or no listener on it */
+	DROP_PROXY_NO_SOCKET = 149,  /* redirect: a TCP packet other than a SYN opening the flow (no conntrack entry) */
+	DROP_PROXY_UNSUPPORTED = 150, /* redirect where it cannot be done: IPv6, not TCP, or entering from the node (tc egress) */
+	DROP_PROXY_WITHDRAWN = 151,  /* a proxied flow whose policy now allows it directly: it cannot leave the proxy */
 };
 
 static __always_inline int send_drop(const struct pkt *p, __u32 reason,

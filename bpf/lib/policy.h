@@ -16,8 +16,10 @@
  *                       the verdict on a new connection. Looks up the peer's
  *                       exact identity, its class (identity.h) and ANY by
  *                       longest prefix: a deny from any of them wins, else an
- *                       allow allows (rule of the most exact one), else the
- *                       default is deny with rule 0. Returns 0 to allow, or
+ *                       allow allows (rule of the most exact one), else a
+ *                       redirect sends the flow through the L7 proxy
+ *                       (proxy.h), else the default is deny with rule 0.
+ *                       Returns 0 to allow, POLICY_REDIRECT, or
  *                       DROP_POLICY_DENIED, or DROP_NO_POLICY when the
  *                       endpoint has no policy map at all.
  *   send_policy(p, a)   the TND_EVENT_POLICY event of a verdict (a holds it)
@@ -62,6 +64,9 @@ struct {
 
 /* Identity, direction, protocol and all 16 port bits. */
 #define POLICY_KEY_BITS 64
+
+/* policy_check()'s answer for TND_POLICY_REDIRECT (drop reasons are >= 130). */
+#define POLICY_REDIRECT 1
 
 struct policy_result {
 	__u32 rule_id;
@@ -108,6 +113,11 @@ static __always_inline int policy_note(const struct tnd_policy_entry *e,
 		res->verdict = TND_POLICY_ALLOW;
 		res->rule_id = e->rule_id;
 	}
+	/* A redirect counts only while nothing allows; the most exact one too. */
+	if (e->verdict == TND_POLICY_REDIRECT && !res->verdict) {
+		res->verdict = TND_POLICY_REDIRECT;
+		res->rule_id = e->rule_id;
+	}
 	return 0;
 }
 
@@ -142,6 +152,8 @@ __noinline int policy_lookup(__u32 endpoint_id, __u32 peer,
 		return DROP_POLICY_DENIED;
 	if (res->verdict == TND_POLICY_ALLOW)
 		return 0;
+	if (res->verdict == TND_POLICY_REDIRECT)
+		return POLICY_REDIRECT;
 	/* Nothing matched: default deny. */
 	res->verdict = TND_POLICY_DENY;
 	return DROP_POLICY_DENIED;

@@ -28,6 +28,10 @@ struct btf_wire_types {
 	enum tnd_mark mark;
 	enum tnd_policy_dir policy_dir;
 	enum tnd_policy_verdict policy_verdict;
+	enum tnd_ct_flags ct_flags;
+	enum tnd_proxy_flags proxy_flags;
+	struct tnd_proxy_config proxy_config;
+	struct tnd_proxy_flow proxy_flow;
 	struct tnd_ipcache_key ipcache_key;
 	struct tnd_ipcache_value ipcache_value;
 	struct tnd_policy_key policy_key;

@@ -30,6 +30,7 @@ import {
 import { NODE_MAPS } from '../../src/datapath/node-maps.js';
 import { IpcacheMap } from '../../src/datapath/ipcache-map.js';
 import { PolicyMaps, allowAllEntries } from '../../src/datapath/policy-maps.js';
+import { ProxyConfigMap, ProxyFlowMap } from '../../src/datapath/proxy-maps.js';
 import * as P from './packets.js';
 
 export const LXC = bpfObjectPath('lxc.o');
@@ -106,6 +107,8 @@ export class Datapath implements Disposable {
   readonly obj: BpfObject;
   readonly policy: PolicyMaps;
   readonly ipcache: IpcacheMap;
+  readonly proxyConfig: ProxyConfigMap;
+  readonly proxyFlows: ProxyFlowMap;
   private readonly reader: RingBufferReader;
   private readonly pending: TndEvent[] = [];
   private readonly peerFlags: number;
@@ -124,6 +127,8 @@ export class Datapath implements Disposable {
     }
     this.policy = new PolicyMaps(this.obj.map('tnd_policy'), this.obj.map('tnd_policy_gen'));
     this.ipcache = new IpcacheMap(this.obj.map('tnd_ipcache'));
+    this.proxyConfig = new ProxyConfigMap(this.obj.map('tnd_proxy_config'));
+    this.proxyFlows = new ProxyFlowMap(this.obj.map('tnd_proxy_flows'));
     this.addEndpoint(POD);
     this.addEndpoint(PEER);
     if (o.allowAll ?? true) {

@@ -145,6 +145,20 @@ export class BpfMap {
     return value;
   }
 
+  /**
+   * lookup() into the caller's buffer, for hot paths that look up often:
+   * no allocation, no copy. True when the key was there (then `value` holds
+   * its value); sizes are the caller's to get right (checked).
+   */
+  lookupInto(key: Buffer, value: Buffer): boolean {
+    this.checkKey(key);
+    if (value.length < this.valueBufferSize) throw new RangeError(`value buffer of ${value.length} bytes for map "${this.name}", which needs ${this.valueBufferSize}`);
+    const ret = bpf.mapLookupElem(this.fd, key, value) as number;
+    if (ret === -ENOENT) return false;
+    check(ret, () => `Cannot look up a key in map "${this.name}"`);
+    return true;
+  }
+
   update(key: Buffer, value: Buffer, flag: UpdateFlag = 'any'): void {
     this.checkKey(key);
     this.checkValue(value);

@@ -14,9 +14,20 @@ import {
 import { PinPaths } from './paths.js';
 import { IpcacheMap } from './ipcache-map.js';
 import { PolicyMaps } from './policy-maps.js';
+import { PROXY_FLOWS_MAP, ProxyConfigMap, ProxyFlowMap } from './proxy-maps.js';
 
 /** Maps shared by all endpoints of a node, by their names in lxc.o. */
-export const NODE_MAPS = ['tnd_endpoints', 'tnd_ct', 'tnd_events', 'tnd_metrics', 'tnd_ipcache', 'tnd_policy', 'tnd_policy_gen'] as const;
+export const NODE_MAPS = [
+  'tnd_endpoints',
+  'tnd_ct',
+  'tnd_events',
+  'tnd_metrics',
+  'tnd_ipcache',
+  'tnd_policy',
+  'tnd_policy_gen',
+  'tnd_proxy_config',
+  'tnd_proxy_flows',
+] as const;
 export type NodeMapName = (typeof NODE_MAPS)[number];
 
 export class NodeMaps implements Disposable {
@@ -24,6 +35,10 @@ export class NodeMaps implements Disposable {
   readonly conntrack: TypedMap<TndCtKey, TndCtEntry>;
   readonly ipcache: IpcacheMap;
   readonly policy: PolicyMaps;
+  /** The L7 proxy's port (tnd_proxy_config). */
+  readonly proxyConfig: ProxyConfigMap;
+  /** The flows steered into the L7 proxy (tnd_proxy_flows); proxy workers open proxyFlowsPath themselves. */
+  readonly proxyFlows: ProxyFlowMap;
 
   private constructor(
     readonly paths: PinPaths,
@@ -33,6 +48,13 @@ export class NodeMaps implements Disposable {
     this.conntrack = new TypedMap(raw.get('tnd_ct')!, TndCtKey, TndCtEntry);
     this.ipcache = new IpcacheMap(raw.get('tnd_ipcache')!);
     this.policy = new PolicyMaps(raw.get('tnd_policy')!, raw.get('tnd_policy_gen')!);
+    this.proxyConfig = new ProxyConfigMap(raw.get('tnd_proxy_config')!);
+    this.proxyFlows = new ProxyFlowMap(raw.get(PROXY_FLOWS_MAP)!);
+  }
+
+  /** The pin of tnd_proxy_flows, for ProxyFlowMap.openPinned() in a proxy worker. */
+  get proxyFlowsPath(): string {
+    return `${this.paths.maps}/${PROXY_FLOWS_MAP}`;
   }
 
   /** Opens the pinned maps, creating and pinning any that are missing. */

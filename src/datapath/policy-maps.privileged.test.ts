@@ -45,6 +45,7 @@ describe('PolicyMaps and IpcacheMap on a node\'s pinned maps', () => {
       ...allowAllEntries(),
       { direction: 'egress', identity: 300, protocol: 6, port: 8000, portPrefixLen: 13, verdict: 'deny', ruleId: 9 },
       { direction: 'ingress', identity: 0x7fff0002, protocol: 17, port: 53, portPrefixLen: 16, verdict: 'allow', ruleId: 4 },
+      { direction: 'ingress', identity: 301, protocol: 6, port: 80, portPrefixLen: 16, verdict: 'redirect', ruleId: 11 },
     ];
     maps.policy.install(5, entries);
     assert.ok(maps.policy.has(5));
@@ -94,6 +95,7 @@ describe('PolicyMaps and IpcacheMap on a node\'s pinned maps', () => {
     const bad = { ...good[0]!, port: 80 };
     assert.throws(() => maps.policy.install(8, [good[1]!, bad]), (e: unknown) => e instanceof TendrilError && e.code === 'invalid-argument' && /policy entry 1 of endpoint 8/.test(e.message));
     assert.throws(() => maps.policy.install(8, [good[0]!, { ...good[0]!, verdict: 'deny' }]), /has the key of entry 0/);
+    assert.throws(() => maps.policy.install(8, [{ ...good[0]!, verdict: 'proxy' as 'allow' }]), /verdict "proxy" is not allow, deny or redirect/);
     assert.throws(() => maps.policy.install(8, manyEntries(POLICY_ENTRIES_MAX + 1)), /65537 entries; at most 65536 fit/);
     assert.throws(() => maps.policy.install(0, good), /endpoint id 0/);
     assert.deepEqual(sorted(maps.policy.entries(8)), sorted(good));

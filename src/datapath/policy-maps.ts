@@ -10,7 +10,7 @@
  * 32 identity + 8 direction [+ 8 protocol [+ the port's prefix bits]].
  */
 import { invalid } from '../common/errors.js';
-import type { Direction, PolicyMapEntry } from '../common/policy-entry.js';
+import type { Direction, PolicyMapEntry, Verdict } from '../common/policy-entry.js';
 import { ntohs } from '../common/wire-values.js';
 import { BpfMap, MapFlag, MapType, u32 } from '../bpf/index.js';
 import { TndPolicyDir, TndPolicyEntry, TndPolicyKey, TndPolicyVerdict } from '../bpf/generated/wire.js';
@@ -47,15 +47,28 @@ export function policyKey(e: PolicyMapEntry, what = 'policy entry'): TndPolicyKe
   return { prefixlen: L4_BITS + e.portPrefixLen, identity: e.identity, direction, proto: e.protocol, dport: ntohs(e.port) };
 }
 
+const VERDICTS: Record<Verdict, number> = {
+  allow: TndPolicyVerdict.TND_POLICY_ALLOW,
+  deny: TndPolicyVerdict.TND_POLICY_DENY,
+  redirect: TndPolicyVerdict.TND_POLICY_REDIRECT,
+};
+
 function policyValue(e: PolicyMapEntry, what: string): TndPolicyEntry {
-  if (e.verdict !== 'allow' && e.verdict !== 'deny') throw invalid(`${what}: verdict "${String(e.verdict)}" is neither allow nor deny`);
+  if (!Object.hasOwn(VERDICTS, e.verdict)) throw invalid(`${what}: verdict "${String(e.verdict)}" is not allow, deny or redirect`);
   if (!Number.isInteger(e.ruleId) || e.ruleId < 0 || e.ruleId > 0xffffffff) throw invalid(`${what}: ruleId ${e.ruleId} is not 0-4294967295`);
-  return { verdict: e.verdict === 'allow' ? TndPolicyVerdict.TND_POLICY_ALLOW : TndPolicyVerdict.TND_POLICY_DENY, ruleId: e.ruleId };
+  return { verdict: VERDICTS[e.verdict], ruleId: e.ruleId };
+}
+
+/** The verdict of a map value; a number this code never writes reads as deny. */
+function verdictOf(value: number): Verdict {
+  if (value === TndPolicyVerdict.TND_POLICY_ALLOW) return 'allow';
+  if (value === TndPolicyVerdict.TND_POLICY_REDIRECT) return 'redirect';
+  return 'deny';
 }
 
 export function decodePolicyEntry(key: TndPolicyKey, value: TndPolicyEntry): PolicyMapEntry {
   const direction: Direction = key.direction === TndPolicyDir.TND_POLICY_INGRESS ? 'ingress' : 'egress';
-  const verdict = value.verdict === TndPolicyVerdict.TND_POLICY_ALLOW ? 'allow' : 'deny';
+  const verdict = verdictOf(value.verdict);
   if (key.prefixlen < L4_BITS) return { direction, identity: key.identity, protocol: 0, port: 0, portPrefixLen: 0, verdict, ruleId: value.ruleId };
   return { direction, identity: key.identity, protocol: key.proto, port: ntohs(key.dport), portPrefixLen: key.prefixlen - L4_BITS, verdict, ruleId: value.ruleId };
 }

@@ -70,6 +70,17 @@ describe('monitor events', () => {
     assert.match(formatEvent(ttl), /DROP \(ttl exceeded\) ep 3 if 7: 10\.200\.1\.5/);
   });
 
+  it('a redirect verdict reads "redirect"; the L7 drops read as what happened', () => {
+    const ev = decodeEvent(raw({ type: TndEventType.TND_EVENT_POLICY, ...policyFields, verdict: TndPolicyVerdict.TND_POLICY_REDIRECT }), 0);
+    assert.equal(ev.verdict, 'redirect');
+    assert.match(formatEvent(ev), /POLICY ingress REDIRECT ep 3 /);
+    const drop = decodeEvent(raw({ type: TndEventType.TND_EVENT_DROP, reason: TndDropReason.DROP_PROXY_UNAVAILABLE, ...policyFields, verdict: TndPolicyVerdict.TND_POLICY_REDIRECT }), 0);
+    assert.equal(drop.reason, 'L7 proxy not running');
+    assert.match(formatEvent(drop), /DROP \(L7 proxy not running\) ep 3 if 7 \(ingress, identity 256 -> 257/);
+    assert.equal(decodeEvent(raw({ type: TndEventType.TND_EVENT_DROP, reason: TndDropReason.DROP_PROXY_NO_SOCKET }), 0).reason, 'L7 flow without proxy connection');
+    assert.equal(decodeEvent(raw({ type: TndEventType.TND_EVENT_DROP, reason: TndDropReason.DROP_PROXY_UNSUPPORTED }), 0).reason, 'L7 redirect not possible on this path');
+  });
+
   it('traces are as before', () => {
     const ev = decodeEvent(raw({}), 0);
     assert.equal(ev.type, 'trace');

@@ -2,7 +2,7 @@
  * Datapath events as users see them: the raw ring-buffer record (struct
  * tnd_event) decoded into names and addresses, and printed one per line.
  */
-import { TndEvent, TndEventType, TndPolicyDir, TndPolicyVerdict, tndDropReasonNames, tndObsPointNames, tndCtStateNames } from '../bpf/generated/wire.js';
+import { TndDropReason, TndEvent, TndEventType, TndPolicyDir, TndPolicyVerdict, tndDropReasonNames, tndObsPointNames, tndCtStateNames } from '../bpf/generated/wire.js';
 import { formatKeyAddress, ntohs, protocolName } from '../common/wire-values.js';
 import { formatL7Event } from './l7-event.js';
 
@@ -28,7 +28,7 @@ export interface MonitorEvent {
   tcpFlags?: string;
   ctState?: string;
   /** Policy events, and drops by policy: the verdict and what it was about. */
-  verdict?: 'allow' | 'deny';
+  verdict?: 'allow' | 'deny' | 'redirect';
   direction?: 'ingress' | 'egress';
   ruleId?: number;
   /** The rule's text or name, filled in by the agent from ruleId. */
@@ -46,6 +46,28 @@ const EVENT_TYPES: Record<number, EventType> = {
   [TndEventType.TND_EVENT_DROP]: 'drop',
   [TndEventType.TND_EVENT_POLICY]: 'policy',
 };
+
+const VERDICTS: Record<number, 'allow' | 'deny' | 'redirect'> = {
+  [TndPolicyVerdict.TND_POLICY_ALLOW]: 'allow',
+  [TndPolicyVerdict.TND_POLICY_DENY]: 'deny',
+  [TndPolicyVerdict.TND_POLICY_REDIRECT]: 'redirect',
+};
+
+/**
+ * Drop reasons whose enum name says too little to a user; the others read as
+ * their name ("DROP_POLICY_DENIED" -> "policy denied").
+ */
+const DROP_REASON_TEXT: Record<number, string> = {
+  [TndDropReason.DROP_PROXY_UNAVAILABLE]: 'L7 proxy not running',
+  [TndDropReason.DROP_PROXY_NO_SOCKET]: 'L7 flow without proxy connection',
+  [TndDropReason.DROP_PROXY_UNSUPPORTED]: 'L7 redirect not possible on this path',
+  [TndDropReason.DROP_PROXY_WITHDRAWN]: 'L7 redirect withdrawn from a proxied flow',
+};
+
+/** What a drop reason code reads as in events and `tendril monitor`. */
+export function dropReasonText(code: number): string {
+  return DROP_REASON_TEXT[code] ?? humanize(tndDropReasonNames[code], /^DROP_/, ' ') ?? `reason ${code}`;
+}
 
 const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'];
 
@@ -76,10 +98,11 @@ export function decodeEvent(data: Buffer, bootOffsetMs: number): MonitorEvent {
   };
   if (type === 'drop') {
     ev.reasonCode = raw.reason;
-    ev.reason = humanize(tndDropReasonNames[raw.reason], /^DROP_/, ' ') ?? `reason ${raw.reason}`;
+    ev.reason = dropReasonText(raw.reason);
   }
-  if (raw.verdict === TndPolicyVerdict.TND_POLICY_ALLOW || raw.verdict === TndPolicyVerdict.TND_POLICY_DENY) {
-    ev.verdict = raw.verdict === TndPolicyVerdict.TND_POLICY_ALLOW ? 'allow' : 'deny';
+  const verdict = VERDICTS[raw.verdict];
+  if (verdict) {
+    ev.verdict = verdict;
     ev.direction = raw.direction === TndPolicyDir.TND_POLICY_INGRESS ? 'ingress' : 'egress';
     ev.ruleId = raw.ruleId;
     ev.sourceIdentity = raw.srcIdentity;

@@ -38,6 +38,8 @@ export interface TndCtEntry {
   tcpFlagsFwd: number;
   /** __u8 tcp_flags_rev at 68 */
   tcpFlagsRev: number;
+  /** __u8 flags at 69 */
+  flags: number;
   /** __u32 policy_gen at 72 */
   policyGen: number;
 }
@@ -68,6 +70,7 @@ function writeTndCtEntry(b: Buffer, o: number, v: TndCtEntry): void {
   b.writeUInt8(v.state, o + 66);
   b.writeUInt8(v.tcpFlagsFwd, o + 67);
   b.writeUInt8(v.tcpFlagsRev, o + 68);
+  b.writeUInt8(v.flags, o + 69);
   b.writeUInt32LE(v.policyGen, o + 72);
 }
 
@@ -85,6 +88,7 @@ function readTndCtEntry(b: Buffer, o: number): TndCtEntry {
     state: b.readUInt8(o + 66),
     tcpFlagsFwd: b.readUInt8(o + 67),
     tcpFlagsRev: b.readUInt8(o + 68),
+    flags: b.readUInt8(o + 69),
     policyGen: b.readUInt32LE(o + 72),
   };
 }
@@ -571,6 +575,80 @@ function readTndPolicyKey(b: Buffer, o: number): TndPolicyKey {
   };
 }
 
+/** struct tnd_proxy_config: 8 bytes. */
+export interface TndProxyConfig {
+  /** __u16 port at 0 */
+  port: number;
+}
+
+export const TndProxyConfig: Codec<TndProxyConfig> = {
+  size: 8,
+  encode(v: TndProxyConfig): Buffer {
+    const b = Buffer.alloc(8);
+    writeTndProxyConfig(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndProxyConfig {
+    need(b, 8, 'tnd_proxy_config');
+    return readTndProxyConfig(b, 0);
+  },
+};
+
+function writeTndProxyConfig(b: Buffer, o: number, v: TndProxyConfig): void {
+  b.writeUInt16LE(v.port, o + 0);
+}
+
+function readTndProxyConfig(b: Buffer, o: number): TndProxyConfig {
+  return {
+    port: b.readUInt16LE(o + 0),
+  };
+}
+
+/** struct tnd_proxy_flow: 16 bytes. */
+export interface TndProxyFlow {
+  /** __u32 src_identity at 0 */
+  srcIdentity: number;
+  /** __u32 dst_identity at 4 */
+  dstIdentity: number;
+  /** __u16 src_endpoint at 8 */
+  srcEndpoint: number;
+  /** __u16 dst_endpoint at 10 */
+  dstEndpoint: number;
+  /** __u8 flags at 12 */
+  flags: number;
+}
+
+export const TndProxyFlow: Codec<TndProxyFlow> = {
+  size: 16,
+  encode(v: TndProxyFlow): Buffer {
+    const b = Buffer.alloc(16);
+    writeTndProxyFlow(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndProxyFlow {
+    need(b, 16, 'tnd_proxy_flow');
+    return readTndProxyFlow(b, 0);
+  },
+};
+
+function writeTndProxyFlow(b: Buffer, o: number, v: TndProxyFlow): void {
+  b.writeUInt32LE(v.srcIdentity, o + 0);
+  b.writeUInt32LE(v.dstIdentity, o + 4);
+  b.writeUInt16LE(v.srcEndpoint, o + 8);
+  b.writeUInt16LE(v.dstEndpoint, o + 10);
+  b.writeUInt8(v.flags, o + 12);
+}
+
+function readTndProxyFlow(b: Buffer, o: number): TndProxyFlow {
+  return {
+    srcIdentity: b.readUInt32LE(o + 0),
+    dstIdentity: b.readUInt32LE(o + 4),
+    srcEndpoint: b.readUInt16LE(o + 8),
+    dstEndpoint: b.readUInt16LE(o + 10),
+    flags: b.readUInt8(o + 12),
+  };
+}
+
 /** enum tnd_ct_dir. */
 export const TndCtDir = {
   TND_CT_EGRESS: 0,
@@ -582,6 +660,19 @@ export type TndCtDir = (typeof TndCtDir)[keyof typeof TndCtDir];
 export const tndCtDirNames: Record<number, string> = {
   0: 'TND_CT_EGRESS',
   1: 'TND_CT_INGRESS',
+};
+
+/** enum tnd_ct_flags. */
+export const TndCtFlags = {
+  TND_CT_F_TO_PROXY: 1,
+  TND_CT_F_FROM_PROXY: 2,
+} as const;
+export type TndCtFlags = (typeof TndCtFlags)[keyof typeof TndCtFlags];
+
+/** Value -> name of enum tnd_ct_flags (the first name for a shared value). */
+export const tndCtFlagsNames: Record<number, string> = {
+  1: 'TND_CT_F_TO_PROXY',
+  2: 'TND_CT_F_FROM_PROXY',
 };
 
 /** enum tnd_ct_state. */
@@ -621,6 +712,10 @@ export const TndDropReason = {
   DROP_FAMILY_DISABLED: 145,
   DROP_POLICY_DENIED: 146,
   DROP_NO_POLICY: 147,
+  DROP_PROXY_UNAVAILABLE: 148,
+  DROP_PROXY_NO_SOCKET: 149,
+  DROP_PROXY_UNSUPPORTED: 150,
+  DROP_PROXY_WITHDRAWN: 151,
 } as const;
 export type TndDropReason = (typeof TndDropReason)[keyof typeof TndDropReason];
 
@@ -644,6 +739,10 @@ export const tndDropReasonNames: Record<number, string> = {
   145: 'DROP_FAMILY_DISABLED',
   146: 'DROP_POLICY_DENIED',
   147: 'DROP_NO_POLICY',
+  148: 'DROP_PROXY_UNAVAILABLE',
+  149: 'DROP_PROXY_NO_SOCKET',
+  150: 'DROP_PROXY_UNSUPPORTED',
+  151: 'DROP_PROXY_WITHDRAWN',
 };
 
 /** enum tnd_endpoint_flags. */
@@ -742,12 +841,16 @@ export const tndLxcFlagsNames: Record<number, string> = {
 /** enum tnd_mark. */
 export const TndMark = {
   TND_MARK_LOCAL_REPLY: 2118975488,
+  TND_MARK_TO_PROXY: 2119172096,
+  TND_MARK_FROM_PROXY: 2119237632,
 } as const;
 export type TndMark = (typeof TndMark)[keyof typeof TndMark];
 
 /** Value -> name of enum tnd_mark (the first name for a shared value). */
 export const tndMarkNames: Record<number, string> = {
   2118975488: 'TND_MARK_LOCAL_REPLY',
+  2119172096: 'TND_MARK_TO_PROXY',
+  2119237632: 'TND_MARK_FROM_PROXY',
 };
 
 /** enum tnd_metrics_slot. */
@@ -757,6 +860,7 @@ export const TndMetricsSlot = {
   TND_METRIC_LOCAL_REPLY: 3,
   TND_METRIC_PASSED: 4,
   TND_METRIC_TO_STACK: 5,
+  TND_METRIC_TO_PROXY: 6,
 } as const;
 export type TndMetricsSlot = (typeof TndMetricsSlot)[keyof typeof TndMetricsSlot];
 
@@ -767,6 +871,7 @@ export const tndMetricsSlotNames: Record<number, string> = {
   3: 'TND_METRIC_LOCAL_REPLY',
   4: 'TND_METRIC_PASSED',
   5: 'TND_METRIC_TO_STACK',
+  6: 'TND_METRIC_TO_PROXY',
 };
 
 /** enum tnd_obs_point. */
@@ -805,6 +910,7 @@ export const tndPolicyDirNames: Record<number, string> = {
 export const TndPolicyVerdict = {
   TND_POLICY_ALLOW: 1,
   TND_POLICY_DENY: 2,
+  TND_POLICY_REDIRECT: 3,
 } as const;
 export type TndPolicyVerdict = (typeof TndPolicyVerdict)[keyof typeof TndPolicyVerdict];
 
@@ -812,6 +918,20 @@ export type TndPolicyVerdict = (typeof TndPolicyVerdict)[keyof typeof TndPolicyV
 export const tndPolicyVerdictNames: Record<number, string> = {
   1: 'TND_POLICY_ALLOW',
   2: 'TND_POLICY_DENY',
+  3: 'TND_POLICY_REDIRECT',
+};
+
+/** enum tnd_proxy_flags. */
+export const TndProxyFlags = {
+  TND_PROXY_F_EGRESS: 1,
+  TND_PROXY_F_INGRESS: 2,
+} as const;
+export type TndProxyFlags = (typeof TndProxyFlags)[keyof typeof TndProxyFlags];
+
+/** Value -> name of enum tnd_proxy_flags (the first name for a shared value). */
+export const tndProxyFlagsNames: Record<number, string> = {
+  1: 'TND_PROXY_F_EGRESS',
+  2: 'TND_PROXY_F_INGRESS',
 };
 
 export {};
