@@ -69,6 +69,7 @@ export class Agent {
       ...(options.proxyWorkers !== undefined ? { workers: options.proxyWorkers } : {}),
       flowsPin: maps.proxyFlowsPath,
       config: maps.proxyConfig,
+      sourceAddress: endpoints.routerIPv4,
       monitor: this.hub,
       log: (line) => this.log(line),
     });

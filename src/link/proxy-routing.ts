@@ -62,6 +62,18 @@ export async function ensureProxyRouting(o: ProxyRoutingOptions = {}): Promise<v
   if ((await ourRules(table, priority)) === 0) await run('ip', ['-4', 'rule', 'add', 'fwmark', fwmark, 'lookup', String(table), 'pref', String(priority)]);
 }
 
+/**
+ * Gives the node `address` (on lo) when it has no global IPv4 address yet:
+ * the proxy's upstream connections to pods need a source the pods can answer
+ * (routed back into the node's stack). Agents pass the pod network's router
+ * address, which pods already use as their gateway.
+ */
+export async function ensureNodeSourceAddress(address: string): Promise<void> {
+  const links = JSON.parse(await run('ip', ['-j', '-4', 'addr', 'show'])) as Array<{ addr_info?: Array<{ local: string; scope: string }> }>;
+  if (links.some((l) => (l.addr_info ?? []).some((a) => a.scope === 'global'))) return;
+  await run('ip', ['-4', 'addr', 'replace', `${address}/32`, 'dev', 'lo']);
+}
+
 /** Removes what ensureProxyRouting() made in the current netns (nothing there: no change). */
 export async function removeProxyRouting(o: ProxyRoutingOptions = {}): Promise<void> {
   const { table, priority, fwmark } = settings(o);

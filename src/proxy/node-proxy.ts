@@ -7,7 +7,7 @@
  */
 import type { L7PolicyTable } from '../common/l7-policy.js';
 import type { ProxyConfigMap } from '../datapath/proxy-maps.js';
-import { ensureProxyRouting } from '../link/proxy-routing.js';
+import { ensureNodeSourceAddress, ensureProxyRouting } from '../link/proxy-routing.js';
 import type { MonitorHub } from '../monitor/hub.js';
 import { l7MonitorEvent } from '../monitor/l7-event.js';
 import { ProxySupervisor } from './supervisor.js';
@@ -19,6 +19,8 @@ export interface NodeProxyOptions {
   /** Pin of tnd_proxy_flows, which the workers open. */
   flowsPin: string;
   config: ProxyConfigMap;
+  /** The node's source for upstream connections when it has no global IPv4 address (the pods' router address). */
+  sourceAddress: string;
   monitor: MonitorHub;
   log: (line: string) => void;
 }
@@ -58,6 +60,7 @@ export class NodeProxy {
   private async start(table: L7PolicyTable): Promise<void> {
     const { port, monitor, log } = this.options;
     await ensureProxyRouting();
+    await ensureNodeSourceAddress(this.options.sourceAddress);
     const supervisor = new ProxySupervisor({
       port,
       flowsPin: this.options.flowsPin,

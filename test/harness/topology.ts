@@ -222,9 +222,9 @@ export class Topology implements AsyncDisposable {
     return { name, netnsPath, ipv4, nodeIPv4 };
   }
 
-  /** A long-running process inside a netns, killed at dispose. */
-  spawnIn(netnsPath: string, argv: string[]): ChildProcess {
-    const child = spawn('nsenter', [`--net=${netnsPath}`, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** A long-running process inside a netns, killed at dispose; `stdin: true` gives it a pipe to write to. */
+  spawnIn(netnsPath: string, argv: string[], options: { stdin?: boolean } = {}): ChildProcess {
+    const child = spawn('nsenter', [`--net=${netnsPath}`, ...argv], { stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     this.children.push(child);
     return child;
   }
