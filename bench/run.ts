@@ -8,6 +8,7 @@ import { POLICY_SIZE, endpointProgramCost, policyCost } from './datapath-cost.js
 import { plainRoutedPair, requestResponse, tendrilPair, throughput } from './pod-to-pod.js';
 import { addHundred, addOne, bareLinks } from './endpoint-add.js';
 import { importToEnforcement, policyAtScale } from './policy-import.js';
+import { l7ProxyBench } from './l7-proxy.js';
 import { median, printTable, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -83,6 +84,15 @@ async function main(): Promise<void> {
     const bareOne: number[] = [];
     for (let i = 0; i < (quick ? 3 : 10); i++) bareOne.push(await bareLinks(topo, 1, false));
     rows.push({ figure: 'add one endpoint, ready', tendril: one, baseline: median(bareOne), baselineName: 'bare veth+addresses+routes', unit: 'ms', target: { absolute: 50, better: 'lower' } });
+    note('L7: HTTP keep-alive (wrk) direct, through the Tendril proxy, through HAProxy with the same ACL');
+    const l7 = await l7ProxyBench(topo, node, { seconds: quick ? 2 : 5, runs: quick ? 1 : 3 });
+    rows.push({ figure: 'HTTP req/s through the Tendril proxy (allow rule)', tendril: l7.tendril.rps, baseline: l7.direct.rps, baselineName: 'direct pod to pod', unit: 'req/s' });
+    rows.push({ figure: 'HTTP req/s through HAProxy 2.6, same ACL (the peer, in the tendril column)', tendril: l7.haproxy.rps, baseline: l7.direct.rps, baselineName: 'direct pod to pod', unit: 'req/s' });
+    rows.push({ figure: 'HTTP req/s, Tendril proxy vs HAProxy', tendril: l7.tendril.rps, baseline: l7.haproxy.rps, baselineName: 'HAProxy, same ACL', unit: 'req/s', target: { ratio: 1, better: 'higher' } });
+    rows.push({ figure: 'HTTP p50 latency, Tendril proxy vs HAProxy', tendril: l7.tendril.p50Ms, baseline: l7.haproxy.p50Ms, baselineName: 'HAProxy, same ACL', unit: 'ms' });
+    rows.push({ figure: 'HTTP p99 latency, Tendril proxy vs HAProxy', tendril: l7.tendril.p99Ms, baseline: l7.haproxy.p99Ms, baselineName: 'HAProxy, same ACL', unit: 'ms', target: { ratio: 1, better: 'lower' } });
+    rows.push({ figure: 'HTTP p50 / p99 latency direct (p99 in the baseline column)', tendril: l7.direct.p50Ms, baseline: l7.direct.p99Ms, baselineName: 'p99', unit: 'ms' });
+
     const hundred = await addHundred(topo, node);
     const bareHundred = await bareLinks(topo, 100, true);
     rows.push({ figure: 'add 100 endpoints, all ready', tendril: hundred, baseline: bareHundred, baselineName: 'bare veth+addresses+routes', unit: 'ms', target: { absolute: 5000, better: 'lower' } });

@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     });
     check(l7.filter((l) => l.includes(' L7 ')).length === 4, `the monitor should show 4 L7 events, saw:\n${l7.join('\n')}`);
     process.stdout.write('$ tendril monitor --type l7   (while the ships tried)\n');
-    show(l7.join('\n'));
+    show(l7.sort().join('\n'));
 
     step('Cleaning up');
     await cli(node, ['policy', 'delete', '--all']);
