@@ -121,6 +121,10 @@ describe('bad input to the agent and the CLI', () => {
       ['duplicate names', `${cnp('  endpointSelector: {}', 'twin')}---\n${cnp('  endpointSelector: {}', 'twin')}`, /twin.*(twice|duplicate)/i],
       ['YAML syntax', 'apiVersion: [unclosed', /bad\.yaml.*line 1/],
       ['unknown kind', 'apiVersion: v1\nkind: Pod\nmetadata: { name: x }\n', /document 1.*(apiVersion|kind)/],
+      ['invalid HTTP path regex', ingress('toPorts: [ { ports: [ { port: "80", protocol: TCP } ], rules: { http: [ { path: "/v1/(" } ] } } ]'), /rules\.http\[0\]\.path: invalid regular expression "\/v1\/\("/],
+      ['unknown key in rules.http', ingress('toPorts: [ { ports: [ { port: "80", protocol: TCP } ], rules: { http: [ { verb: GET } ] } } ]'), /rules\.http\[0\]\.verb: unknown field/],
+      ['HTTP rules on a UDP port', ingress('toPorts: [ { ports: [ { port: "80", protocol: UDP } ], rules: { http: [ { method: GET } ] } } ]'), /ports\[0\]: HTTP rules need protocol: TCP/],
+      ['header without a name', ingress('toPorts: [ { ports: [ { port: "80", protocol: TCP } ], rules: { http: [ { headers: [ ": token" ] } ] } } ]'), /headers\[0\]: header ": token" has no name/],
     ];
     const file = join(topo.dir, 'bad.yaml');
     const before = (await node.cli(['policy', 'list', '-o', 'json'])).stdout;
