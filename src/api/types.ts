@@ -1,5 +1,6 @@
 /** Shapes of API answers that have no home in a subsystem. */
 import type { MapSummary } from '../datapath/map-views.js';
+import type { NodeProxyStatus } from '../proxy/node-proxy.js';
 
 export interface AgentStatus {
   node: string;
@@ -16,25 +17,9 @@ export interface AgentStatus {
   policy: { policies: number; revision: number; identities: number; generation: number };
   monitor: { eventsReceived: number; subscribers: number };
   /** The L7 proxy; absent until a policy with HTTP rules first needs it. */
-  proxy?: ProxyStatusView;
+  proxy?: NodeProxyStatus;
 }
 
-export interface ProxyStatusView {
-  /** Where the workers listen (127.0.0.1, transparent). */
-  port: number;
-  /** The L7 policy revision the agent last handed out. */
-  revision: number;
-  workers: Array<{ index: number; pid: number; ready: boolean; revision: number; restarts: number }>;
-  /** Worker restarts since the proxy started. */
-  restarts: number;
-  /** Totals over the workers, as of their last report (about once a second). */
-  connections: number;
-  activeConnections: number;
-  requests: number;
-  allowed: number;
-  denied: number;
-  errors: number;
-}
 
 /** One imported policy as `policy list` shows it. */
 export interface PolicySummaryView {
