@@ -20,6 +20,10 @@ export const c = {
   ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *ifname)'),
   statfs: libc.func('int statfs(const char *path, _Out_ uint8_t *buf)'),
   getuid: libc.func('unsigned int getuid(void)'),
+  socket: libc.func('int socket(int domain, int type, int protocol)'),
+  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int len)'),
+  bind: libc.func('int bind(int fd, const void *addr, unsigned int len)'),
+  listen: libc.func('int listen(int fd, int backlog)'),
 };
 
 /** errno of the last koffi call on this thread (koffi saves it right after the call). */

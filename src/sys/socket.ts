@@ -6,17 +6,9 @@
  * file descriptor for Node to adopt (`server.listen({ fd })`,
  * `new net.Socket({ fd })`); the caller owns it.
  */
-import koffi from 'koffi';
-import { isIP } from 'node:net';
+import { parseIP } from '../common/ip.js';
 import { c, lastErrno } from './libc.js';
 import { SysError } from './errors.js';
-
-const sock = {
-  socket: koffi.load('libc.so.6').func('int socket(int domain, int type, int protocol)'),
-  setsockopt: koffi.load('libc.so.6').func('int setsockopt(int fd, int level, int name, const void *value, unsigned int len)'),
-  bind: koffi.load('libc.so.6').func('int bind(int fd, const void *addr, unsigned int len)'),
-  listen: koffi.load('libc.so.6').func('int listen(int fd, int backlog)'),
-};
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -42,37 +34,16 @@ function fail(what: string, fd: number): never {
 function setInt(fd: number, level: number, name: number, value: number, what: string): void {
   const buf = Buffer.alloc(4);
   buf.writeInt32LE(value);
-  if ((sock.setsockopt(fd, level, name, buf, 4) as number) !== 0) fail(`setsockopt ${what}`, fd);
+  if ((c.setsockopt(fd, level, name, buf, 4) as number) !== 0) fail(`setsockopt ${what}`, fd);
 }
 
 /** struct sockaddr_in / sockaddr_in6 for `address`:`port`. */
 function sockaddr(address: string, port: number): Buffer {
-  const version = isIP(address);
-  if (version === 4) {
-    const buf = Buffer.alloc(16);
-    buf.writeUInt16LE(AF_INET, 0);
-    buf.writeUInt16BE(port, 2);
-    address.split('.').forEach((part, i) => buf.writeUInt8(Number(part), 4 + i));
-    return buf;
-  }
-  if (version === 6) {
-    const buf = Buffer.alloc(28);
-    buf.writeUInt16LE(AF_INET6, 0);
-    buf.writeUInt16BE(port, 2);
-    ipv6Bytes(address).copy(buf, 8);
-    return buf;
-  }
-  throw new SysError(`"${address}" is not an IP address`, 22);
-}
-
-function ipv6Bytes(address: string): Buffer {
-  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const parse = (s: string | undefined): number[] => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
-  const left = parse(head);
-  const right = parse(tail);
-  const groups = tail === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  const buf = Buffer.alloc(16);
-  groups.forEach((g, i) => buf.writeUInt16BE(g, i * 2));
+  const { family, bytes } = parseIP(address);
+  const buf = Buffer.alloc(family === 4 ? 16 : 28);
+  buf.writeUInt16LE(family === 4 ? AF_INET : AF_INET6, 0);
+  buf.writeUInt16BE(port, 2);
+  buf.set(bytes, family === 4 ? 4 : 8);
   return buf;
 }
 
@@ -90,7 +61,7 @@ export interface ListenerOptions {
 export function transparentListener(address: string, port: number, options: ListenerOptions = {}): number {
   const addr = sockaddr(address, port);
   const v6 = addr.length === 28;
-  const fd = sock.socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) as number;
+  const fd = c.socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) as number;
   if (fd < 0) fail('socket', -1);
   setInt(fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
   if (options.reusePort) setInt(fd, SOL_SOCKET, SO_REUSEPORT, 1, 'SO_REUSEPORT');
@@ -100,8 +71,8 @@ export function transparentListener(address: string, port: number, options: List
   } else {
     setInt(fd, SOL_IP, IP_TRANSPARENT, 1, 'IP_TRANSPARENT');
   }
-  if ((sock.bind(fd, addr, addr.length) as number) !== 0) fail(`bind ${address}:${port}`, fd);
-  if ((sock.listen(fd, options.backlog ?? 1024) as number) !== 0) fail(`listen ${address}:${port}`, fd);
+  if ((c.bind(fd, addr, addr.length) as number) !== 0) fail(`bind ${address}:${port}`, fd);
+  if ((c.listen(fd, options.backlog ?? 1024) as number) !== 0) fail(`listen ${address}:${port}`, fd);
   return fd;
 }
 
@@ -111,7 +82,7 @@ export function transparentListener(address: string, port: number, options: List
  * connect it.
  */
 export function markedTcpSocket(family: 4 | 6, mark: number): number {
-  const fd = sock.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) as number;
+  const fd = c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) as number;
   if (fd < 0) fail('socket', -1);
   setInt(fd, SOL_SOCKET, SO_MARK, mark | 0, 'SO_MARK');
   return fd;
