@@ -7,10 +7,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Topology, REPO, CLI_BIN, must, sh, sleep, type Node, type Pod } from './harness/topology.js';
+import { Topology, REPO, must, sh, sleep, type Node, type Pod } from './harness/topology.js';
 
 const HTTP_TOOL = join(REPO, 'dist', 'test', 'tools', 'http.js');
 const SERVER = join(REPO, 'dist', 'examples', 'deathstar-server.js');
@@ -32,32 +31,6 @@ async function curl(from: Pod, method: string, url: string, extra: string[] = []
 }
 
 const url = (pod: Pod, path: string) => `http://${pod.ipv4}${path}`;
-
-/** `tendril monitor ... -o json` in the background, events collected until stop(). */
-function monitor(node: Node, args: string[]): { events: Array<Record<string, any>>; stop(): Promise<void> } {
-  const events: Array<Record<string, any>> = [];
-  const child: ChildProcess = spawn(process.execPath, [CLI_BIN, 'monitor', ...args, '-o', 'json'], {
-    env: { ...process.env, TENDRIL_SOCKET: node.socket },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      events.push(JSON.parse(buf.slice(0, nl)) as Record<string, any>);
-      buf = buf.slice(nl + 1);
-    }
-  });
-  return {
-    events,
-    stop: async () => {
-      await sleep(300);
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
 
 /** A keep-alive connection driven line by line: one request per send(). */
 function session(topo: Topology, from: Pod, to: Pod): { send(line: string): Promise<Record<string, any>>; close(): void } {
@@ -131,7 +104,7 @@ describe('L7 HTTP policy through the proxy', () => {
     }
 
     await importPolicy(node, L3L4);
-    const drops = monitor(node, ['--type', 'drop']);
+    const drops = node.monitor(['--type', 'drop']);
     await sleep(200);
     for (const ds of deathstars) {
       assert.equal((await curl(tiefighter, 'POST', url(ds, '/v1/request-landing'))).status, 200);
@@ -140,7 +113,7 @@ describe('L7 HTTP policy through the proxy', () => {
     }
     // Without L7 rules, the tiefighter can still hit the exhaust port: the L3/L4 policy does not look at requests.
     assert.equal((await curl(tiefighter, 'PUT', url(deathstars[0]!, '/v1/exhaust-port'))).status, 503);
-    await drops.stop();
+    await drops.stop(300);
     const xwingDrops = drops.events.filter((e) => e.source === xwing.ipv4 && e.reason === 'policy denied');
     assert.ok(xwingDrops.length > 0, `monitor shows the xwing's drops: ${JSON.stringify(drops.events)}`);
     assert.equal(xwingDrops[0]!.rule ?? 'default deny', 'default deny');
@@ -236,12 +209,12 @@ spec:
 
   test('L7 events in the monitor: one per request, with identities, endpoints, method, path, status, verdict, latency', async () => {
     await importPolicy(node, L7);
-    const m = monitor(node, ['--type', 'l7']);
+    const m = node.monitor(['--type', 'l7']);
     await sleep(300);
     await curl(tiefighter, 'POST', url(deathstars[0]!, '/v1/request-landing'));
     await curl(tiefighter, 'PUT', url(deathstars[0]!, '/v1/exhaust-port'));
     await sleep(300);
-    await m.stop();
+    await m.stop(300);
     const ids = JSON.parse((await node.cli(['endpoint', 'list', '-o', 'json'])).stdout) as Array<{ id: number; identity: number }>;
     const identityOf = (pod: Pod) => ids.find((e) => e.id === pod.id)!.identity;
     const mine = m.events.filter((e) => e.source === tiefighter.ipv4);

@@ -6,10 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Topology, REPO, CLI_BIN, must, sleep, type Node, type Pod, type World } from './harness/topology.js';
+import { Topology, REPO, must, sleep, type Node, type Pod, type World } from './harness/topology.js';
 
 const PROBE_TOOL = join(REPO, 'dist', 'test', 'tools', 'probe.js');
 
@@ -42,31 +41,6 @@ interface Target {
 async function reach(netnsPath: string, targets: Target[], timeoutMs = 1500): Promise<boolean[]> {
   const text = await must([process.execPath, PROBE_TOOL, 'probe', String(timeoutMs), JSON.stringify(targets)], { netns: netnsPath });
   return JSON.parse(text) as boolean[];
-}
-
-/** `tendril monitor ... -o json` in the background; events collected until stop(). */
-function monitor(node: Node, args: string[]): { events: Array<Record<string, unknown>>; stop(): Promise<void> } {
-  const events: Array<Record<string, unknown>> = [];
-  const child: ChildProcess = spawn(process.execPath, [CLI_BIN, 'monitor', ...args, '-o', 'json'], { env: { ...process.env, TENDRIL_SOCKET: node.socket }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d;
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      events.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-  });
-  return {
-    events,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGINT');
-        await gone;
-      }
-    },
-  };
 }
 
 describe('L3/L4 identity policy', () => {
@@ -120,8 +94,8 @@ describe('L3/L4 identity policy', () => {
   });
 
   test('an ingress policy admits one label set only; monitor shows verdicts with their rule and "policy denied" drops', async () => {
-    const verdicts = monitor(node, ['--type', 'policy']);
-    const drops = monitor(node, ['--type', 'drop']);
+    const verdicts = node.monitor(['--type', 'policy']);
+    const drops = node.monitor(['--type', 'drop']);
     await sleep(300); // the streams are open before the traffic starts
     try {
       await importPolicy(WEB_FROM_FRONTEND_TCP80);

@@ -125,6 +125,35 @@ export class Node {
     return sh([process.execPath, CLI_BIN, ...args], { timeoutMs, env: { ...process.env, TENDRIL_SOCKET: this.socket } });
   }
 
+  /**
+   * `tendril monitor ARGS -o json` in the background: events collected until
+   * stop(settleMs), which first waits settleMs for late events.
+   */
+  monitor(args: string[]): { events: Array<Record<string, any>>; stop(settleMs?: number): Promise<void> } {
+    const events: Array<Record<string, any>> = [];
+    const child = spawn(process.execPath, [CLI_BIN, 'monitor', ...args, '-o', 'json'], { env: { ...process.env, TENDRIL_SOCKET: this.socket }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        events.push(JSON.parse(buf.slice(0, nl)) as Record<string, any>);
+        buf = buf.slice(nl + 1);
+      }
+    });
+    return {
+      events,
+      stop: async (settleMs = 0) => {
+        if (settleMs) await sleep(settleMs);
+        if (child.exitCode === null) {
+          const gone = new Promise((r) => child.once('exit', r));
+          child.kill('SIGINT');
+          await gone;
+        }
+      },
+    };
+  }
+
   exec(argv: string[], timeoutMs?: number): Promise<CmdResult> {
     return sh(argv, { netns: this.netnsPath, timeoutMs });
   }
