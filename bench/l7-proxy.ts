@@ -1,11 +1,12 @@
 /**
  * L7 proxy throughput and latency in the pod topology: wrk keep-alive load of
  * allowed requests (POST /v1/request-landing) from a client pod to a
- * "deathstar" pod, three ways, taken in turns: direct (no policy), through
- * Tendril's proxy (an L7 policy with that one allow rule: the datapath steers
- * the flow into the agent's proxy workers), and through HAProxy 2.6 in the
- * node (nbthread 2) with the equivalent ACL (allow POST /v1/request-landing,
- * deny the rest with 403). The backend in the deathstar pod is HAProxy itself
+ * "deathstar" pod, four ways, taken in turns: direct (no policy), through
+ * Tendril's proxy with its default workers (an L7 policy with that one allow
+ * rule: the datapath steers the flow into the agent's proxy workers), and
+ * through HAProxy 2.6 in the node with the equivalent ACL (allow POST
+ * /v1/request-landing, deny the rest with 403), once with its default threads
+ * (one per CPU) and once with one thread. The backend in the deathstar pod is HAProxy itself
  * answering with `http-request return` (one thread), so it costs the same in
  * every row and little CPU: the proxies are what is measured.
  */
@@ -30,10 +31,13 @@ export interface L7BenchRow {
 export interface L7BenchResult {
   direct: L7BenchRow;
   tendril: L7BenchRow;
+  /** HAProxy with its default thread count (one per CPU). */
   haproxy: L7BenchRow;
+  /** HAProxy with one thread. */
+  haproxy1: L7BenchRow;
 }
 
-/** The address HAProxy listens on in the node (on lo). */
+/** The address HAProxy listens on in the node (on lo): port 8080 with its default threads, 8081 with one. */
 const HAPROXY_ADDR = '10.199.0.1';
 
 const POLICY = `apiVersion: cilium.io/v2
@@ -90,29 +94,37 @@ export async function l7ProxyBench(topo: Topology, node: Node, opts: L7BenchOpti
     `global\n  nbthread 1\ndefaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n` +
       `frontend backend\n  bind :80\n  http-request return status 200 content-type text/plain string "Ship landed"\n`,
   );
-  const proxyCfg = join(topo.dir, 'l7-haproxy.cfg');
-  writeFileSync(
-    proxyCfg,
-    `global\n  nbthread 2\ndefaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n  option http-keep-alive\n` +
-      `frontend l7\n  bind ${HAPROXY_ADDR}:8080\n  acl landing path /v1/request-landing\n  acl post method POST\n` +
-      `  http-request deny deny_status 403 unless post landing\n  default_backend app\n` +
-      `backend app\n  http-reuse always\n  server s1 ${server.ipv4}:80\n`,
-  );
+  const haproxyCfg = (name: string, port: number, global: string): string => {
+    const file = join(topo.dir, `l7-${name}.cfg`);
+    writeFileSync(
+      file,
+      `global\n${global}defaults\n  mode http\n  timeout client 30s\n  timeout server 30s\n  timeout connect 5s\n  option http-keep-alive\n` +
+        `frontend l7\n  bind ${HAPROXY_ADDR}:${port}\n  acl landing path /v1/request-landing\n  acl post method POST\n` +
+        `  http-request deny deny_status 403 unless post landing\n  default_backend app\n` +
+        `backend app\n  http-reuse always\n  server s1 ${server.ipv4}:80\n`,
+    );
+    return file;
+  };
+  const proxyCfg = haproxyCfg('haproxy', 8080, '');
+  const proxy1Cfg = haproxyCfg('haproxy1', 8081, '  nbthread 1\n');
   const policyFile = join(topo.dir, 'l7-bench.yaml');
   writeFileSync(policyFile, POLICY);
   await must(['ip', 'addr', 'add', `${HAPROXY_ADDR}/32`, 'dev', 'lo'], { netns: node.netnsPath });
   topo.spawnIn(server.netnsPath, ['haproxy', '-db', '-f', backendCfg]);
   topo.spawnIn(node.netnsPath, ['haproxy', '-db', '-f', proxyCfg]);
+  topo.spawnIn(node.netnsPath, ['haproxy', '-db', '-f', proxy1Cfg]);
   const direct = `http://${server.ipv4}/v1/request-landing`;
   const viaHaproxy = `http://${HAPROXY_ADDR}:8080/v1/request-landing`;
+  const viaHaproxy1 = `http://${HAPROXY_ADDR}:8081/v1/request-landing`;
   await waitHttp(client.netnsPath, direct);
   await waitHttp(client.netnsPath, viaHaproxy);
+  await waitHttp(client.netnsPath, viaHaproxy1);
 
   const policy = async (on: boolean) => {
     const r = await node.cli(on ? ['policy', 'import', policyFile] : ['policy', 'delete', '--all']);
     if (r.code !== 0) throw new Error(`l7 bench: policy ${on ? 'import' : 'delete'} failed: ${r.stderr}`);
   };
-  const results: Record<keyof L7BenchResult, L7BenchRow[]> = { direct: [], tendril: [], haproxy: [] };
+  const results: Record<keyof L7BenchResult, L7BenchRow[]> = { direct: [], tendril: [], haproxy: [], haproxy1: [] };
   // Warm-up of the proxy workers (JIT, upstream pool).
   await policy(true);
   await wrk(client.netnsPath, direct, script, 1, connections);
@@ -120,6 +132,7 @@ export async function l7ProxyBench(topo: Topology, node: Node, opts: L7BenchOpti
     await policy(false);
     results.direct.push(await wrk(client.netnsPath, direct, script, seconds, connections));
     results.haproxy.push(await wrk(client.netnsPath, viaHaproxy, script, seconds, connections));
+    results.haproxy1.push(await wrk(client.netnsPath, viaHaproxy1, script, seconds, connections));
     await policy(true);
     const before = (await node.client.status()).proxy?.requests ?? 0;
     results.tendril.push(await wrk(client.netnsPath, direct, script, seconds, connections));
@@ -129,5 +142,5 @@ export async function l7ProxyBench(topo: Topology, node: Node, opts: L7BenchOpti
   }
   await policy(false);
   const summary = (rows: L7BenchRow[]): L7BenchRow => ({ rps: median(rows.map((x) => x.rps)), p50Ms: median(rows.map((x) => x.p50Ms)), p99Ms: median(rows.map((x) => x.p99Ms)) });
-  return { direct: summary(results.direct), tendril: summary(results.tendril), haproxy: summary(results.haproxy) };
+  return { direct: summary(results.direct), tendril: summary(results.tendril), haproxy: summary(results.haproxy), haproxy1: summary(results.haproxy1) };
 }

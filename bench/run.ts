@@ -88,9 +88,11 @@ async function main(): Promise<void> {
     const l7 = await l7ProxyBench(topo, node, { seconds: quick ? 2 : 5, runs: quick ? 1 : 3 });
     rows.push({ figure: 'HTTP req/s through the Tendril proxy (allow rule)', tendril: l7.tendril.rps, baseline: l7.direct.rps, baselineName: 'direct pod to pod', unit: 'req/s' });
     rows.push({ figure: 'HTTP req/s through HAProxy 2.6, same ACL (the peer, in the tendril column)', tendril: l7.haproxy.rps, baseline: l7.direct.rps, baselineName: 'direct pod to pod', unit: 'req/s' });
-    rows.push({ figure: 'HTTP req/s, Tendril proxy vs HAProxy', tendril: l7.tendril.rps, baseline: l7.haproxy.rps, baselineName: 'HAProxy, same ACL', unit: 'req/s', target: { ratio: 1, better: 'higher' } });
-    rows.push({ figure: 'HTTP p50 latency, Tendril proxy vs HAProxy', tendril: l7.tendril.p50Ms, baseline: l7.haproxy.p50Ms, baselineName: 'HAProxy, same ACL', unit: 'ms' });
-    rows.push({ figure: 'HTTP p99 latency, Tendril proxy vs HAProxy', tendril: l7.tendril.p99Ms, baseline: l7.haproxy.p99Ms, baselineName: 'HAProxy, same ACL', unit: 'ms', target: { ratio: 1, better: 'lower' } });
+    rows.push({ figure: 'HTTP req/s, Tendril proxy vs HAProxy', tendril: l7.tendril.rps, baseline: l7.haproxy.rps, baselineName: 'HAProxy, same ACL, default threads', unit: 'req/s', target: { ratio: 1, better: 'higher' } });
+    rows.push({ figure: 'HTTP p50 latency, Tendril proxy vs HAProxy', tendril: l7.tendril.p50Ms, baseline: l7.haproxy.p50Ms, baselineName: 'HAProxy, same ACL, default threads', unit: 'ms' });
+    rows.push({ figure: 'HTTP p99 latency, Tendril proxy vs HAProxy', tendril: l7.tendril.p99Ms, baseline: l7.haproxy.p99Ms, baselineName: 'HAProxy, same ACL, default threads', unit: 'ms', target: { ratio: 1, better: 'lower' } });
+    rows.push({ figure: 'HTTP req/s, Tendril proxy vs HAProxy with one thread', tendril: l7.tendril.rps, baseline: l7.haproxy1.rps, baselineName: 'HAProxy, same ACL, nbthread 1', unit: 'req/s' });
+    rows.push({ figure: 'HTTP p99 latency, Tendril proxy vs HAProxy with one thread', tendril: l7.tendril.p99Ms, baseline: l7.haproxy1.p99Ms, baselineName: 'HAProxy, same ACL, nbthread 1', unit: 'ms' });
     rows.push({ figure: 'HTTP p50 / p99 latency direct (p99 in the baseline column)', tendril: l7.direct.p50Ms, baseline: l7.direct.p99Ms, baselineName: 'p99', unit: 'ms' });
 
     const hundred = await addHundred(topo, node);

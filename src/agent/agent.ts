@@ -32,7 +32,7 @@ export interface AgentOptions {
   podCidr6: string;
   /** A trace event for every packet instead of one per flow and second (costly; for debugging). */
   traceAll?: boolean;
-  /** The L7 proxy's port on 127.0.0.1 and its number of worker processes (default: one per core). */
+  /** The L7 proxy's port on 127.0.0.1 and its number of worker processes (default: one per two cores). */
   proxyPort?: number;
   proxyWorkers?: number;
 }

@@ -10,7 +10,7 @@ import { DEFAULT_SOCKET } from '../api/client.js';
 
 const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PATH] [--bpffs DIR]
                      [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]
-                     [--proxy-port 15080] [--proxy-workers N (default: one per core)]`;
+                     [--proxy-port 15080] [--proxy-workers N (default: one per two cores)]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);

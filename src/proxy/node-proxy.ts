@@ -14,7 +14,7 @@ import { ProxySupervisor } from './supervisor.js';
 
 export interface NodeProxyOptions {
   port: number;
-  /** Worker processes; default one per core. */
+  /** Worker processes; default one per two cores. */
   workers?: number;
   /** Pin of tnd_proxy_flows, which the workers open. */
   flowsPin: string;

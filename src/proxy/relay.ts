@@ -27,6 +27,7 @@ import {
   type RequestHead,
 } from './http-parse.js';
 import { normalizePath } from './normalize.js';
+import { ReadBuffers, ReadTarget, onreadServer } from './read-buffers.js';
 import { CompiledPolicy, type FlowRules } from './rules.js';
 
 /** TND_MARK_FROM_PROXY: the datapath passes these packets without judging them as the node's. */
@@ -59,8 +60,8 @@ export interface RelayOptions {
    * Tests and benchmarks map it to a server of their own.
    */
   originalDestination?: (socket: net.Socket) => Destination | undefined;
-  /** A connecting socket to `dest`. Default: a socket marked MARK_FROM_PROXY. */
-  connectUpstream?: (dest: Destination) => net.Socket;
+  /** A connecting socket to `dest`, reading through `onread`. Default: a socket marked MARK_FROM_PROXY. */
+  connectUpstream?: (dest: Destination, onread: net.OnReadOpts) => net.Socket;
   /** A request head must be complete this long after its first byte (or the connection's start): else 408. */
   headerTimeoutMs?: number;
   /** A keep-alive connection with no request in flight is closed after this long. */
@@ -81,16 +82,16 @@ export function localDestination(socket: net.Socket): Destination | undefined {
 }
 
 /** The production upstream socket: marked from its SYN on, so the datapath lets it through as the proxy's. */
-export function markedUpstream(dest: Destination): net.Socket {
+export function markedUpstream(dest: Destination, onread: net.OnReadOpts): net.Socket {
   const fd = markedTcpSocket(dest.family, MARK_FROM_PROXY);
-  const sock = new net.Socket({ fd, readable: true, writable: true });
+  const sock = new net.Socket({ fd, readable: true, writable: true, onread } as net.SocketConstructorOpts);
   sock.setNoDelay(true);
   sock.connect(dest.port, dest.address);
   return sock;
 }
 
-export function plainUpstream(dest: Destination): net.Socket {
-  return net.connect({ port: dest.port, host: dest.address, noDelay: true });
+export function plainUpstream(dest: Destination, onread: net.OnReadOpts): net.Socket {
+  return net.connect({ port: dest.port, host: dest.address, noDelay: true, onread });
 }
 
 function canned(status: number, reason: string, body: string, close: boolean): Buffer {
@@ -152,7 +153,8 @@ export class Relay {
 
   readonly flows: FlowSource;
   readonly originalDestination: (socket: net.Socket) => Destination | undefined;
-  readonly connectUpstream: (dest: Destination) => net.Socket;
+  readonly connectUpstream: (dest: Destination, onread: net.OnReadOpts) => net.Socket;
+  readonly reads = new ReadBuffers();
   readonly headerTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
@@ -186,10 +188,11 @@ export class Relay {
 
   /** A server whose connections this relay handles (tests; the worker listens on a transparent fd with it). */
   createServer(): net.Server {
-    return net.createServer({ allowHalfOpen: true, noDelay: true }, this.handle);
+    return onreadServer(this.reads, this.handle);
   }
 
-  readonly handle = (socket: net.Socket): void => {
+  /** An accepted connection; `target` is where its reads arrive when it reads through `onread`. */
+  readonly handle = (socket: net.Socket, target?: ReadTarget): void => {
     this.stats.connections++;
     const dest = this.originalDestination(socket);
     const srcAddr = socket.remoteAddress;
@@ -206,7 +209,7 @@ export class Relay {
       return;
     }
     this.stats.activeConnections++;
-    this.conns.add(new ClientConn(this, socket, flow, dest));
+    this.conns.add(new ClientConn(this, socket, flow, dest, target));
   };
 
   /** Called by a connection once it is closed. */
@@ -232,7 +235,8 @@ export class Relay {
   }
 
   connect(c: ClientConn): Upstream {
-    const u = new Upstream(this, this.connectUpstream(c.dest), c.destKey);
+    const target = new ReadTarget();
+    const u = new Upstream(this, this.connectUpstream(c.dest, this.reads.options(target)), c.destKey, target);
     u.client = c;
     return u;
   }
@@ -307,8 +311,9 @@ class Upstream {
     readonly relay: Relay,
     readonly sock: net.Socket,
     readonly key: string,
+    target: ReadTarget,
   ) {
-    sock.on('data', this.onData);
+    target.onBytes = this.onData;
     sock.on('drain', this.onDrain);
     sock.on('end', this.onEnd);
     sock.on('close', this.onClose);
@@ -321,7 +326,7 @@ class Upstream {
     this.got = false;
     this.pending = null;
     this.scanned = 0;
-    this.sock.write(out);
+    this.relay.reads.write(this.sock, out);
   }
 
   private readonly onConnect = (): void => {
@@ -334,6 +339,12 @@ class Upstream {
   };
 
   private readonly onData = (chunk: Buffer): void => {
+    this.receive(chunk);
+    // A partial head waits for more bytes: it outlives this read.
+    if (this.pending !== null) this.pending = this.relay.reads.own(this.pending);
+  };
+
+  private receive(chunk: Buffer): void {
     const c = this.client;
     if (c === null || this.state === U_IDLE) {
       // Bytes nobody asked for: the connection is out of step, never reuse it.
@@ -342,7 +353,7 @@ class Upstream {
     }
     this.got = true;
     if (this.state === U_TUNNEL) {
-      if (!c.sock.write(chunk)) this.sock.pause();
+      if (!this.relay.reads.write(c.sock, chunk)) this.sock.pause();
       return;
     }
     if (this.state === U_BODY) {
@@ -354,12 +365,12 @@ class Upstream {
         return;
       }
       if (n < chunk.length) this.keepAlive = false; // bytes past the response: out of step
-      if (!c.sock.write(n === chunk.length ? chunk : chunk.subarray(0, n))) this.sock.pause();
+      if (!this.relay.reads.write(c.sock, n === chunk.length ? chunk : chunk.subarray(0, n))) this.sock.pause();
       if (this.framer.done) c.responseDone(this.keepAlive);
       return;
     }
     this.headBytes(c, chunk);
-  };
+  }
 
   private headBytes(c: ClientConn, chunk: Buffer): void {
     let buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
@@ -388,12 +399,12 @@ class Upstream {
         }
         this.state = U_TUNNEL;
         c.toTunnel(head.status);
-        if (!c.sock.write(buf)) this.sock.pause();
+        if (!this.relay.reads.write(c.sock, buf)) this.sock.pause();
         return;
       }
       if (head.status < 200) {
         // 100 Continue and friends: pass on, the final response follows.
-        c.sock.write(buf.subarray(0, end));
+        this.relay.reads.write(c.sock, buf.subarray(0, end));
         if (end === buf.length) return;
         buf = buf.subarray(end);
         continue;
@@ -410,7 +421,7 @@ class Upstream {
       }
       if (n < buf.length) this.keepAlive = false;
       c.responseHead(head.status, head.keepAlive && kind !== BODY_CLOSE);
-      if (!c.sock.write(n === buf.length ? buf : buf.subarray(0, n))) this.sock.pause();
+      if (!this.relay.reads.write(c.sock, n === buf.length ? buf : buf.subarray(0, n))) this.sock.pause();
       if (this.framer.done) c.responseDone(this.keepAlive);
       else this.state = U_BODY;
       return;
@@ -481,11 +492,13 @@ class ClientConn {
     readonly sock: net.Socket,
     readonly flow: ProxyFlow,
     readonly dest: Destination,
+    target: ReadTarget | undefined,
   ) {
     this.destKey = endpointString(dest.address, dest.port);
     this.policy = relay.policy;
     this.rules = this.policy.forFlow(flow, dest.port);
-    sock.on('data', this.onData);
+    if (target !== undefined) target.onBytes = this.onData;
+    else sock.on('data', this.onData);
     sock.on('drain', this.onDrain);
     sock.on('end', this.onEnd);
     sock.on('close', this.onClose);
@@ -499,6 +512,12 @@ class ClientConn {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    this.receive(chunk);
+    // Bytes waiting for their turn (a partial head, a pipelined request) outlive this read.
+    if (this.pending !== null) this.pending = this.relay.reads.own(this.pending);
+  };
+
+  private receive(chunk: Buffer): void {
     switch (this.state) {
       case S_HEAD:
         this.append(chunk);
@@ -514,10 +533,10 @@ class ClientConn {
         this.sock.pause();
         return;
       case S_TUNNEL:
-        if (this.up !== null && !this.up.sock.write(chunk)) this.sock.pause();
+        if (this.up !== null && !this.relay.reads.write(this.up.sock, chunk)) this.sock.pause();
         return;
     }
-  };
+  }
 
   private append(chunk: Buffer): void {
     this.pending = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
@@ -533,7 +552,7 @@ class ClientConn {
     }
     const up = this.up;
     if (up !== null && n > 0) {
-      if (!up.sock.write(n === chunk.length ? chunk : chunk.subarray(0, n))) this.sock.pause();
+      if (!this.relay.reads.write(up.sock, n === chunk.length ? chunk : chunk.subarray(0, n))) this.sock.pause();
       if (this.deadlineKind === K_BODY) this.deadline = this.relay.now + this.relay.idleTimeoutMs;
     }
     if (n < chunk.length) this.pending = chunk.subarray(n);
@@ -635,8 +654,9 @@ class ClientConn {
     relay.stats.allowed++;
     this.respDone = false;
     const out = start === 0 && n === buf.length ? buf : buf.subarray(start, n);
-    this.whole = framer.done ? out : null;
     const up = relay.acquire(this);
+    // Kept to resend once if the pooled connection turns out stale.
+    this.whole = framer.done && up.reused ? this.relay.reads.own(out) : null;
     this.up = up;
     up.send(out);
     if (framer.done) {
@@ -702,7 +722,7 @@ class ClientConn {
     const up = this.up!;
     up.client = this;
     if (this.pending !== null) {
-      up.sock.write(this.pending);
+      this.relay.reads.write(up.sock, this.pending);
       this.pending = null;
     }
     this.sock.resume();

@@ -9,6 +9,8 @@ import net from 'node:net';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { L7PolicyTable, ProxyFlow, ProxyReport } from '../common/l7-policy.js';
+import { readFileSync } from 'node:fs';
+import { allowedCpus } from '../sys/affinity.js';
 import { ProxySupervisor } from './supervisor.js';
 
 const FLOW: ProxyFlow = { srcIdentity: 1000, dstIdentity: 2000, srcEndpoint: 0, dstEndpoint: 7, egress: false, ingress: true };
@@ -54,6 +56,12 @@ describe('proxy workers under the supervisor', () => {
   it('starts, applies policy revisions, reports events and stats', async () => {
     await sup.start();
     assert.equal(sup.workers().filter((w) => w.ready).length, 2);
+    // Each worker is bound to one CPU, the index-th of the allowed ones.
+    const allowed = allowedCpus();
+    for (const w of sup.workers()) {
+      const list = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${w.pid}/status`, 'utf8'))?.[1];
+      assert.equal(list, String(allowed[w.index % allowed.length]), `worker ${w.index}`);
+    }
     await sup.setPolicy(policy(1, '/a'));
     assert.ok(sup.workers().every((w) => w.revision === 1));
     const events: string[] = [];

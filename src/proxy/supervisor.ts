@@ -1,6 +1,6 @@
 /**
- * The agent's side of the L7 proxy: forks the worker processes (one per core
- * by default, all on the same port through SO_REUSEPORT), keeps them on the
+ * The agent's side of the L7 proxy: forks the worker processes (by default
+ * one per two cores, all on the same port through SO_REUSEPORT), keeps them on the
  * current policy, collects their events and stats, and restarts a worker that
  * died, with backoff. A worker counts as ready only once it listens AND has
  * applied the current policy, so a restarted worker never judges a request by
@@ -54,6 +54,17 @@ const STABLE_MS = 30_000;
 
 const MAIN = fileURLToPath(new URL('./main.js', import.meta.url));
 
+/**
+ * Half the cores, at least one. Both ends of a proxied request are pods on
+ * this node, and they spend about as much CPU per request as the proxy does:
+ * a worker on every core only makes workers and pods take turns on each CPU
+ * (measured on 2 cores: one pinned worker serves more requests per second, at
+ * a lower p99, than two).
+ */
+export function defaultWorkers(): number {
+  return Math.max(1, Math.ceil(os.availableParallelism() / 2));
+}
+
 const zeroStats = (): ProxyStats => ({ connections: 0, activeConnections: 0, requests: 0, allowed: 0, denied: 0, errors: 0 });
 
 export class ProxySupervisor {
@@ -69,7 +80,7 @@ export class ProxySupervisor {
 
   constructor(private readonly opts: SupervisorOptions) {
     this.log = opts.log ?? (() => {});
-    const n = opts.workers ?? os.availableParallelism();
+    const n = opts.workers ?? defaultWorkers();
     for (let i = 0; i < n; i++)
       this.slots.push({ index: i, child: undefined, pid: 0, ready: false, listening: false, applied: -1, restarts: 0, startedAt: 0, stats: undefined, restartTimer: undefined });
   }

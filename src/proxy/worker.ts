@@ -8,6 +8,7 @@
 import net from 'node:net';
 import type { L7Event, ProxyCommand, ProxyFlow, ProxyReport } from '../common/l7-policy.js';
 import { transparentListener } from '../sys/socket.js';
+import { allowedCpus, pinToCpu } from '../sys/affinity.js';
 import { Relay, plainUpstream, type Destination, type FlowSource, type RelayOptions } from './relay.js';
 
 export interface WorkerOptions {
@@ -26,9 +27,11 @@ export interface WorkerOptions {
   headerTimeoutMs?: number;
   idleTimeoutMs?: number;
   responseTimeoutMs?: number;
+  /** Bind to one CPU (the worker index's among the allowed ones). Default: yes. */
+  pinCpu?: boolean;
 }
 
-/** Parses `--worker N --port P [--flows-pin PATH] [--listen ADDR] [--fixed-destination HOST:PORT --fixed-flow JSON] [--*-timeout-ms N]`. */
+/** Parses `--worker N --port P [--flows-pin PATH] [--listen ADDR] [--pin-cpu 0|1] [--fixed-destination HOST:PORT --fixed-flow JSON] [--*-timeout-ms N]`. */
 export function parseWorkerArgs(argv: readonly string[]): WorkerOptions {
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -62,6 +65,8 @@ export function parseWorkerArgs(argv: readonly string[]): WorkerOptions {
   if (idle !== undefined) opts.idleTimeoutMs = idle;
   const r = int('response-timeout-ms');
   if (r !== undefined) opts.responseTimeoutMs = r;
+  const pinCpu = int('pin-cpu');
+  if (pinCpu !== undefined) opts.pinCpu = pinCpu !== 0;
   return opts;
 }
 
@@ -154,6 +159,12 @@ export async function runWorker(opts: WorkerOptions, channel: WorkerChannel = pr
   // The agent died (or dropped us): nobody can update our policy, so stop at once.
   channel.on('disconnect', () => process.exit(0));
 
+  if (opts.pinCpu !== false) {
+    // Each worker stays on a core of its own: two workers never queue
+    // behind each other on one CPU, which is what a request's tail latency feels.
+    const cpus = allowedCpus();
+    pinToCpu(cpus[opts.worker % cpus.length]!);
+  }
   const fd = transparentListener(opts.listen, opts.port, { reusePort: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

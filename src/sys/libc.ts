@@ -24,6 +24,8 @@ export const c = {
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int len)'),
   bind: libc.func('int bind(int fd, const void *addr, unsigned int len)'),
   listen: libc.func('int listen(int fd, int backlog)'),
+  schedGetaffinity: libc.func('int sched_getaffinity(int pid, size_t size, _Out_ uint8_t *mask)'),
+  schedSetaffinity: libc.func('int sched_setaffinity(int pid, size_t size, const uint8_t *mask)'),
 };
 
 /** errno of the last koffi call on this thread (koffi saves it right after the call). */
