@@ -85,7 +85,10 @@ export const BODY_CLOSE = 3;
 
 /** Header fields of a head: what framing, routing and matching need, plus offsets of all. */
 class HeadFields {
-  /** The buffer the offsets refer to (the caller's, not copied). */
+  /**
+   * The buffer the offsets refer to (the caller's, not copied): read the
+   * fields before that buffer is reused (the relay's reads share one).
+   */
   buf: Buffer = EMPTY;
   /** name start, name end, value start, value end for every field line. */
   fields: number[] = [];
