@@ -127,9 +127,16 @@ static __always_inline struct tnd_lb_backend *lb_backend_usable(__u32 id)
 }
 
 /*
+ * Hides v's value from the compiler, so a test the compiler would prove
+ * redundant (slot < m after slot = hash % m) stays for the verifier, which
+ * does not track the range of a modulo.
+ */
+#define lb_opaque(v) asm volatile("" : "+r"(v))
+
+/*
  * The Maglev table's choice. m is the table's M, a load-time constant the
  * map's value size matches; the explicit bound tells the verifier that the
- * slot stays inside the value whatever it knows about the modulo.
+ * slot stays inside the value.
  */
 static __always_inline struct tnd_lb_backend *
 lb_maglev_pick(const struct tnd_lb_service *svc, __u32 hash, __u32 m, __u32 *id)
@@ -147,6 +154,7 @@ lb_maglev_pick(const struct tnd_lb_service *svc, __u32 hash, __u32 m, __u32 *id)
 #pragma unroll
 	for (i = 0; i < LB_SELECT_TRIES; i++) {
 		slot = hash % m;
+		lb_opaque(slot);
 		if (slot >= m)
 			return NULL;
 		*id = table[slot];
