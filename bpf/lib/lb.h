@@ -17,8 +17,8 @@
  *                        a backend for a new connection (affinity first when
  *                        the service has it, else the Maglev slot hash % m;
  *                        a slot that is empty, names a missing backend or a
- *                        terminating one is skipped, up to LB_SELECT_TRIES
- *                        slots), or NULL: refuse the connection
+ *                        terminating one passes to the next slot, up to
+ *                        LB_SELECT_TRIES slots), or NULL: refuse the connection
  *   lb_count_connection(id)          one more connection to backend id
  *   lb_hash64(x)                     a well-mixed 32-bit hash of x
  * Per-CPU counters, because many CPUs connecting to one popular backend
@@ -82,8 +82,11 @@ struct {
 	__type(value, __u64);
 } tnd_lb_backend_conns SEC(".maps");
 
-/* Slots tried before a connection is refused: a stale table may name gone backends. */
-#define LB_SELECT_TRIES 4
+/*
+ * Slots tried before a connection is refused: a table may still name a
+ * backend that is terminating (the agent rewrites the table next) or gone.
+ */
+#define LB_SELECT_TRIES 8
 
 /* Not tnd_-named: it is a BTF anchor for the enums TypeScript names. */
 struct btf_lb_types {
@@ -151,9 +154,9 @@ lb_maglev_pick(const struct tnd_lb_service *svc, __u32 hash, __u32 m, __u32 *id)
 	table = bpf_map_lookup_elem(&tnd_lb_maglev, &key);
 	if (!table)
 		return NULL;
+	slot = hash % m;
 #pragma unroll
 	for (i = 0; i < LB_SELECT_TRIES; i++) {
-		slot = hash % m;
 		lb_opaque(slot);
 		if (slot >= m)
 			return NULL;
@@ -161,7 +164,8 @@ lb_maglev_pick(const struct tnd_lb_service *svc, __u32 hash, __u32 m, __u32 *id)
 		b = lb_backend_usable(*id);
 		if (b)
 			return b;
-		hash = lb_hash64((__u64)hash + i + 1);
+		/* The next slot: Maglev interleaves backends, so it is usually another. */
+		slot = slot + 1 == m ? 0 : slot + 1;
 	}
 	return NULL;
 }
