@@ -111,6 +111,13 @@ function address(text: string, what: string): { family: Family; bytes: Buffer } 
   }
 }
 
+/** An address in a 16-byte wire field: IPv4 in the first 4 bytes, zeros after. */
+function wireAddr(bytes: Buffer): Buffer {
+  const out = Buffer.alloc(16);
+  bytes.copy(out);
+  return out;
+}
+
 /** The tnd_lb_services key of a frontend in a scope. */
 export function serviceKey(frontend: Frontend, scope: FrontendScope): TndLbServiceKey {
   const { family, bytes } = address(frontend.address, 'frontend address');
@@ -122,7 +129,7 @@ export function serviceKey(frontend: Frontend, scope: FrontendScope): TndLbServi
         ? `a nodeport frontend's address is 0.0.0.0 or ::, got "${frontend.address}"`
         : `a ${scope} frontend needs an address, got "${frontend.address}"`,
     );
-  return { addr: bytes, port: portToWire(frontend.port), proto: protoOf(frontend.protocol), family: wireFamily(family), scope: SCOPE[scope] };
+  return { addr: wireAddr(bytes), port: portToWire(frontend.port), proto: protoOf(frontend.protocol), family: wireFamily(family), scope: SCOPE[scope] };
 }
 
 /** The tnd_lb_services value of a frontend entry. */
@@ -152,7 +159,7 @@ export function backendValue(b: BackendEntry): TndLbBackend {
   checkPort(b.port, 'backend');
   if (b.state !== 'active' && b.state !== 'terminating') throw invalid(`backend state "${String(b.state)}" is neither active nor terminating`);
   return {
-    addr: bytes,
+    addr: wireAddr(bytes),
     port: portToWire(b.port),
     proto: protoOf(b.protocol),
     family: wireFamily(family),
