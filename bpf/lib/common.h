@@ -311,6 +311,147 @@ struct tnd_metrics_value {
 	__u64 bytes;
 };
 
+/*
+ * Load balancing (lb.h). A service's frontend is found by address, port,
+ * protocol and scope; its value names the Maglev table that picks a backend
+ * id and the reverse-NAT id replies are rewritten by. Sizes are for 100,000
+ * services: the hash maps are not preallocated (BPF_F_NO_PREALLOC), so only
+ * what is written takes memory.
+ */
+#define TND_LB_SERVICES_MAX 262144   /* frontends: cluster, nodeport, external, both families */
+#define TND_LB_BACKENDS_MAX 524288
+#define TND_LB_MAGLEV_MAX 65536      /* tables are shared by services with the same backends */
+#define TND_LB_AFFINITY_MAX 131072
+#define TND_LB_SOCK_REVNAT_MAX 262144
+#define TND_LB_NETNS_MAX TND_ENDPOINTS_MAX
+/* The default M (slots of a Maglev table): a prime; the agent chooses it. */
+#define TND_LB_MAGLEV_SIZE_DEFAULT 16381
+
+/* Who reaches a frontend (src/common/lb.ts FrontendScope). */
+enum tnd_lb_scope {
+	TND_LB_SCOPE_CLUSTER = 0,  /* the node's pods (socket LB, from-container) */
+	TND_LB_SCOPE_NODEPORT = 1, /* any node address at that port, from outside */
+	TND_LB_SCOPE_EXTERNAL = 2, /* an external IP routed to the node */
+};
+
+struct tnd_lb_service_key {
+	__u8 addr[TND_ADDR_LEN];  /* nodeport scope: all zero (any node address) */
+	__u16 port;               /* network byte order */
+	__u8 proto;               /* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 family;              /* enum tnd_family */
+	__u8 scope;               /* enum tnd_lb_scope */
+	__u8 pad[3];
+};
+
+/* Bits of tnd_lb_service.flags. */
+enum tnd_lb_service_flags {
+	TND_LB_F_AFFINITY = 1 << 0, /* client-IP affinity (affinity_timeout_s) */
+	TND_LB_F_DSR = 1 << 1,      /* direct server return (per-packet path) */
+};
+
+struct tnd_lb_service {
+	__u32 service_id;         /* also the reverse-NAT id (tnd_lb_revnat) */
+	__u32 maglev_id;          /* the key of its table in tnd_lb_maglev */
+	__u16 active_backends;    /* 0: refuse new connections */
+	__u16 flags;              /* enum tnd_lb_service_flags */
+	__u32 affinity_timeout_s;
+};
+
+enum tnd_lb_backend_state {
+	TND_LB_BACKEND_ACTIVE = 0,
+	TND_LB_BACKEND_TERMINATING = 1, /* keeps its connections, gets no new ones */
+};
+
+/* tnd_lb_backends: __u32 backend id (1..2^32-1) -> this. */
+struct tnd_lb_backend {
+	__u8 addr[TND_ADDR_LEN];
+	__u16 port;               /* network byte order */
+	__u8 proto;
+	__u8 family;
+	__u8 state;               /* enum tnd_lb_backend_state */
+	__u8 pad[3];
+};
+
+/*
+ * tnd_lb_maglev: __u32 table id -> __u32 backend_ids[M], M set by the agent
+ * (the map's value size, and CONFIG.maglev_size of the programs that read
+ * it). A slot of 0 is "no backend". No struct: M is not a compile-time size.
+ */
+
+/* Client-IP affinity (LRU): a client's last backend per service. */
+struct tnd_lb_affinity_key {
+	__u32 service_id;
+	__u8 family;
+	__u8 pad[3];
+	__u8 client[TND_ADDR_LEN];
+};
+
+struct tnd_lb_affinity {
+	__u32 backend_id;
+	__u32 maglev_id;          /* the service's table when chosen: stale once it changes */
+	__u64 last_used_ns;       /* bpf_ktime_get_ns() */
+};
+
+/*
+ * tnd_lb_revnat: what replies of a service are rewritten back to, for the
+ * per-packet path (the socket path has tnd_lb_sock_revnat). Cluster-scope
+ * frontends only: a nodeport reply gets the node address it came in on.
+ */
+struct tnd_lb_revnat_key {
+	__u32 service_id;
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct tnd_lb_frontend {
+	__u8 addr[TND_ADDR_LEN];
+	__u16 port;               /* network byte order */
+	__u8 family;
+	__u8 pad;
+	__u32 service_id;
+};
+
+/* What the socket LB did (tnd_lb_sock_stats, PERCPU_ARRAY of __u64). */
+enum tnd_lb_sock_stat {
+	TND_LB_SOCK_TRANSLATED = 0,   /* connect/sendmsg sent to a backend */
+	TND_LB_SOCK_NO_BACKENDS = 1,  /* refused: the service has no active backend */
+	TND_LB_SOCK_NO_SLOT = 2,      /* refused: table missing, or its slots tried
+	                               * name no usable backend */
+	TND_LB_SOCK_FAMILY = 3,       /* refused: a v4-mapped socket's backend is IPv6 */
+	TND_LB_SOCK_REVNAT = 4,       /* recvmsg/getpeername shown the frontend */
+	TND_LB_SOCK_STATS_MAX = 8,
+};
+
+/*
+ * tnd_lb_sock_revnat (LRU): a socket the socket LB translated, by its cookie
+ * and the backend it was sent to -> the frontend it asked for. recvmsg
+ * rewrites a reply's source with it, getpeername the peer.
+ */
+struct tnd_lb_sock_revnat_key {
+	__u64 cookie;             /* bpf_get_socket_cookie() */
+	__u8 addr[TND_ADDR_LEN];  /* the backend's */
+	__u16 port;               /* network byte order */
+	__u8 family;
+	__u8 pad[5];
+};
+
+/*
+ * tnd_lb_netns: the pods of THIS node by netns cookie (several nodes may
+ * share one machine and one cgroup tree): the socket LB acts only for them.
+ * The addresses are the client's for affinity.
+ */
+struct tnd_lb_netns {
+	__u32 endpoint_id;
+	__u8 addr4[4];
+	__u8 addr6[TND_ADDR_LEN];
+};
+
+/* Load-time configuration of sock.o. */
+struct tnd_sock_config {
+	__u32 maglev_size;        /* M: a prime, the value size of tnd_lb_maglev / 4 */
+	__u32 pad;
+};
+
 /* Load-time configuration of one endpoint's programs (a const volatile global). */
 enum tnd_lxc_flags {
 	TND_LXC_IPV4 = 1 << 0,

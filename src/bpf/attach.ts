@@ -1,4 +1,5 @@
-/** Attaching programs to network devices through bpf_link_create: TCX and XDP. */
+/** Attaching programs through bpf_link_create: TCX and XDP on network devices, sock_addr hooks on cgroups. */
+import { closeSync, openSync } from 'node:fs';
 import { bpf } from './libbpf.js';
 import { BpfError, EINVAL } from './errors.js';
 import { BpfLink } from './link.js';
@@ -40,4 +41,53 @@ export function attachTcx(prog: BpfProgram, ifindex: number, direction: 'ingress
 export function attachXdp(prog: BpfProgram, ifindex: number, mode?: 'native' | 'generic'): BpfLink {
   const flags = mode === 'native' ? XDP_FLAGS_DRV_MODE : mode === 'generic' ? XDP_FLAGS_SKB_MODE : 0;
   return linkCreate(prog, ifindex, BPF_XDP, flags, `XDP program "${prog.name}" to ifindex ${ifindex}${mode ? ` (${mode})` : ''}`);
+}
+
+/**
+ * The cgroup sock_addr hooks (enum bpf_attach_type). A program's SEC()
+ * ("cgroup/connect4") fixes its hook when it is loaded; the link must name
+ * the same one.
+ */
+export const CgroupSockAddrHook = {
+  connect4: 10,
+  connect6: 11,
+  sendmsg4: 14,
+  sendmsg6: 15,
+  recvmsg4: 19,
+  recvmsg6: 20,
+  getpeername4: 29,
+  getpeername6: 30,
+} as const;
+export type CgroupSockAddrHook = keyof typeof CgroupSockAddrHook;
+
+/**
+ * Attaches a cgroup sock_addr program to a cgroup v2 directory through a
+ * link. Links always attach in multi mode (BPF_F_ALLOW_MULTI): programs of
+ * other owners on the same cgroup and hook stay and all run, in attach
+ * order; the program applies to the sockets of every process in the cgroup
+ * and its descendants.
+ */
+export function attachCgroup(prog: BpfProgram, cgroupPath: string, hook: CgroupSockAddrHook): BpfLink {
+  const type = CgroupSockAddrHook[hook];
+  const what = `cgroup program "${prog.name}" to ${hook} of "${cgroupPath}"`;
+  if (type === undefined) throw new BpfError(`Cannot attach ${what}: no such hook (${Object.keys(CgroupSockAddrHook).join(', ')})`, EINVAL);
+  let dir: number;
+  try {
+    dir = openSync(cgroupPath, 'r');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new BpfError(`Cannot attach ${what}: cannot open the cgroup directory`, Math.abs(e.errno ?? EINVAL));
+  }
+  try {
+    const opts = Buffer.alloc(LINK_CREATE_OPTS_SIZE);
+    opts.writeBigUInt64LE(BigInt(LINK_CREATE_OPTS_SIZE), 0);
+    const fd = bpf.linkCreate(prog.fd, dir, type, opts) as number;
+    if (fd < 0) {
+      const hint = -fd === EINVAL ? ' (not a cgroup v2 directory, or the program was loaded for another hook)' : '';
+      throw new BpfError(`Cannot attach ${what}${hint}`, -fd);
+    }
+    return new BpfLink(fd, what);
+  } finally {
+    closeSync(dir);
+  }
 }

@@ -48,17 +48,30 @@ export function progInfo(fd: number): ProgInfo {
   return { type: b.readUInt32LE(0), id: b.readUInt32LE(4), name: cString(b.subarray(64, 80)), verifiedInsns: b.readUInt32LE(216) };
 }
 
-export interface LinkInfo { id: number; progId: number; type: number; ifindex?: number; attachType?: number }
+export interface LinkInfo {
+  id: number;
+  progId: number;
+  type: number;
+  ifindex?: number;
+  attachType?: number;
+  /** Cgroup links: the cgroup's id (the inode number of its directory). */
+  cgroupId?: bigint;
+}
 
+const BPF_LINK_TYPE_CGROUP = 3;
 const BPF_LINK_TYPE_XDP = 6;
 const BPF_LINK_TYPE_TCX = 11;
 const BPF_LINK_TYPE_NETKIT = 13;
 
-/** struct bpf_link_info: type@0 id@4 prog_id@8, union@16 (xdp: ifindex; tcx/netkit: ifindex, attach_type). */
+/** struct bpf_link_info: type@0 id@4 prog_id@8, union@16 (xdp: ifindex; tcx/netkit: ifindex, attach_type; cgroup: cgroup_id u64, attach_type). */
 export function linkInfo(fd: number): LinkInfo {
   const b = infoOf(fd, 'link');
   const info: LinkInfo = { type: b.readUInt32LE(0), id: b.readUInt32LE(4), progId: b.readUInt32LE(8) };
   if (info.type === BPF_LINK_TYPE_XDP) info.ifindex = b.readUInt32LE(16);
+  if (info.type === BPF_LINK_TYPE_CGROUP) {
+    info.cgroupId = b.readBigUInt64LE(16);
+    info.attachType = b.readUInt32LE(24);
+  }
   if (info.type === BPF_LINK_TYPE_TCX || info.type === BPF_LINK_TYPE_NETKIT) {
     info.ifindex = b.readUInt32LE(16);
     info.attachType = b.readUInt32LE(20);

@@ -20,6 +20,11 @@ export interface BpfObjectOptions {
   reuseMaps?: Record<string, BpfMap>;
   /** Turn loading of single programs on or off (programs in SEC("?...") are off by default). */
   autoload?: Record<string, boolean>;
+  /**
+   * Value sizes in bytes of maps whose value the object leaves open (declared
+   * with value_size, no BTF type), set before the maps are created.
+   */
+  valueSizes?: Record<string, number>;
 }
 
 const OPEN_OPTS_SIZE = 80; // sizeof(struct bpf_object_open_opts) in libbpf 1.1
@@ -79,6 +84,10 @@ export class BpfObject {
     for (const [name, on] of Object.entries(o.autoload ?? {}))
       bpf.programSetAutoload(this.programHandle(name), on);
     if (o.constants && Object.keys(o.constants).length > 0) this.setConstants(o.constants);
+    for (const [name, size] of Object.entries(o.valueSizes ?? {})) {
+      const ret = bpf.mapSetValueSize(this.mapHandle(name), size) as number;
+      if (ret < 0) throw new BpfError(`Cannot set the value size of map "${name}" in ${this.file} to ${size} bytes`, -ret);
+    }
     if (o.pinMaps) {
       mkdirSync(o.pinMaps.dir, { recursive: true });
       if (!isBpffs(o.pinMaps.dir))

@@ -1,6 +1,7 @@
 /**
  * Where a node's datapath lives in bpffs:
  *   <bpffs>/tendril/<node>/maps/<map>     node-wide maps
+ *   <bpffs>/tendril/<node>/links/<name>   links of node-wide programs (socket LB)
  * Pinned maps keep their state (endpoints, connections) while no agent runs;
  * endpoint programs are held by their tc filters.
  */
@@ -18,6 +19,10 @@ export class PinPaths {
 
   get maps(): string {
     return join(this.root, 'maps');
+  }
+
+  get links(): string {
+    return join(this.root, 'links');
   }
 
 }

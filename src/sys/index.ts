@@ -36,3 +36,4 @@ export function closeFd(fd: number): void {
 }
 
 export { EpollWaiter } from './epoll.js';
+export { netnsCookie, currentNetnsCookie } from './netns.js';

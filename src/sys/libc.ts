@@ -22,6 +22,8 @@ export const c = {
   getuid: libc.func('unsigned int getuid(void)'),
   socket: libc.func('int socket(int domain, int type, int protocol)'),
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int len)'),
+  getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ unsigned int *len)'),
+  setns: libc.func('int setns(int fd, int nstype)'),
   bind: libc.func('int bind(int fd, const void *addr, unsigned int len)'),
   listen: libc.func('int listen(int fd, int backlog)'),
   schedGetaffinity: libc.func('int sched_getaffinity(int pid, size_t size, _Out_ uint8_t *mask)'),
