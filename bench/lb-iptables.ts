@@ -28,6 +28,16 @@
  * before the rules are loaded and again after they are removed). With the
  * rules loaded, direct connections are measured too: every new connection
  * through the node walks KUBE-SERVICES, service or not.
+ *
+ * Measured here (2 endpoints per service; p50 added to a new connection,
+ * direct p50 40-75 us; load = iptables-restore of the whole table):
+ *   services   nft: added / load      legacy: added / load
+ *   1          ~0 us / 12 ms          ~8 us / 8 ms
+ *   1,000      23 us / 0.2 s          11 us / 0.07 s
+ *   10,000     165 us / 2.4 s         36 us / 0.84 s
+ *   100,000    1.9 ms / 133 s         1.1 ms / 40 s (p99 8.6 ms and 6 ms)
+ * Direct connections with the rules loaded pay nearly the same: the cost is
+ * the linear walk of KUBE-SERVICES on the first packet, service or not.
  */
 import { performance } from 'node:perf_hooks';
 import { Topology, must, sh } from '../test/harness/topology.js';
