@@ -23,7 +23,7 @@ export async function lbBaselineRows(o: LbBaselineOptions = {}): Promise<Row[]> 
     for (const n of services) {
       o.note?.(`new-connection cost through kube-proxy's rules, iptables-${variant}, ${n} services`);
       const r = await iptablesConnCost({ services: n, variant, runs: o.quick ? 1 : 3, seconds: o.quick ? 1 : 3, count: o.quick ? 1000 : 5000, note: o.note });
-      const what = `kube-proxy iptables-${variant}, ${n.toLocaleString('en')} services (the peer, in the tendril column)`;
+      const what = `kube-proxy iptables-${variant}, ${n.toLocaleString('en')} service${n === 1 ? '' : 's'} (the peer, in the tendril column)`;
       rows.push({ figure: `new connection p50, ${what}`, tendril: r.p50Us, baseline: r.directP50Us, baselineName: 'direct to the backend', unit: 'us' });
       rows.push({ figure: `new connection p99, ${what}`, tendril: r.p99Us, baseline: r.directP99Us, baselineName: 'direct to the backend', unit: 'us' });
       rows.push({ figure: `new connections/s (one client), ${what}`, tendril: r.setupPerSec, baseline: r.directSetupPerSec, baselineName: 'direct to the backend', unit: 'conn/s' });
