@@ -276,11 +276,11 @@ export async function receiverPps(o: ReceiverOptions): Promise<ReceiverResult> {
     }
     await sleep(warmupMs);
     const c0 = await count();
-    const r0 = perCpuSum(counters, 1);
+    const r0 = how === 'returned' ? c0 : perCpuSum(counters, 1);
     const t0 = performance.now();
     await sleep(seconds * 1000);
     const c1 = await count();
-    const r1 = perCpuSum(counters, 1);
+    const r1 = how === 'returned' ? c1 : perCpuSum(counters, 1);
     const t1 = performance.now();
     const code = await exited;
     if (code !== 0) throw new Error(`packet generator exited ${code}: ${err.trim()}`);
