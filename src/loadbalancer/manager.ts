@@ -39,7 +39,7 @@ import {
 import { ServiceStore, type StoreChange } from './service-store.js';
 
 export interface ServiceManagerOptions {
-  /** Where services.json lives (the agent's state dir). */
+  /** The agent's state dir: services.json and services.journal live there. */
   stateDir: string;
   /** The node's pod CIDRs ("10.200.1.0/24", "fd10:200:0:1::/64"): no frontend may be inside them. */
   podCidrs: readonly string[];
@@ -239,7 +239,7 @@ export class ServiceManager {
   }
 
   /**
-   * Reads services.json and writes every map entry again (idempotent: the
+   * Reads the saved services (services.json and its journal) and writes every map entry again (idempotent: the
    * same values the pinned maps hold), so the datapath matches the state
    * after a restart or a lost update. Call once, before the first mutation.
    */
