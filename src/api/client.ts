@@ -7,8 +7,8 @@ import { TendrilError, codeOfStatus } from '../common/errors.js';
 import type { Endpoint } from '../endpoint/endpoint.js';
 import type { MonitorEvent } from '../monitor/event.js';
 import type { MapSummary } from '../datapath/map-views.js';
-import type { AddEndpointBody } from './schemas.js';
-import type { AgentStatus, IdentityView, PolicyDeleteResult, PolicyDetail, PolicyImportResult, PolicySummaryView, PolicyTraceResult } from './types.js';
+import type { AddEndpointBody, AddServiceBody, UpdateServiceBody } from './schemas.js';
+import type { ServiceView, AgentStatus, IdentityView, PolicyDeleteResult, PolicyDetail, PolicyImportResult, PolicySummaryView, PolicyTraceResult } from './types.js';
 
 export const DEFAULT_SOCKET = '/run/tendril/agent.sock';
 
@@ -73,6 +73,27 @@ export class ApiClient {
 
   getIdentity(id: number | string): Promise<IdentityView> {
     return this.call('GET', `/v1/identities/${encodeURIComponent(String(id))}`);
+  }
+
+  listServices(): Promise<ServiceView[]> {
+    return this.call('GET', '/v1/services');
+  }
+
+  getService(id: number | string): Promise<ServiceView> {
+    return this.call('GET', `/v1/services/${encodeURIComponent(String(id))}`);
+  }
+
+  addService(body: AddServiceBody): Promise<ServiceView> {
+    return this.call('POST', '/v1/services', body);
+  }
+
+  updateService(id: number | string, changes: UpdateServiceBody): Promise<ServiceView> {
+    return this.call('PATCH', `/v1/services/${encodeURIComponent(String(id))}`, changes);
+  }
+
+  /** Answers the service as it was. */
+  deleteService(id: number | string): Promise<ServiceView> {
+    return this.call('DELETE', `/v1/services/${encodeURIComponent(String(id))}`);
   }
 
   /** Streams events until `signal` aborts or the agent goes away. */

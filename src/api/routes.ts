@@ -3,9 +3,10 @@ import type { EndpointManager } from '../endpoint/manager.js';
 import type { PolicyEnforcement } from '../policy/enforcement.js';
 import type { MonitorHub } from '../monitor/hub.js';
 import type { NodeMaps } from '../datapath/node-maps.js';
+import type { ServiceManager } from '../loadbalancer/manager.js';
 import { dumpMap, listMaps } from '../datapath/map-views.js';
-import { invalid } from '../common/errors.js';
-import { AddEndpointBody, EndpointIdParam, IdentityIdParam, MapNameParam, MonitorQuery, PolicyImportBody, PolicyNameParam, PolicyTraceBody, parse } from './schemas.js';
+import { TendrilError, invalid } from '../common/errors.js';
+import { AddEndpointBody, AddServiceBody, EndpointIdParam, IdentityIdParam, MapNameParam, MonitorQuery, PolicyImportBody, PolicyNameParam, PolicyTraceBody, ServiceIdParam, UpdateServiceBody, parse } from './schemas.js';
 import type { ApiServer } from './server.js';
 import type { AgentStatus, PolicySummaryView } from './types.js';
 import type { PolicySummary } from '../policy/repository.js';
@@ -15,6 +16,8 @@ export interface AgentServices {
   maps: NodeMaps;
   policy: PolicyEnforcement;
   monitor: MonitorHub;
+  /** Load balancing; absent until the agent runs it (the routes then answer 503). */
+  services?: ServiceManager;
   status(): AgentStatus;
 }
 
@@ -45,6 +48,18 @@ export function registerRoutes(api: ApiServer, svc: AgentServices): void {
       const q = parse(PolicyTraceBody, body, 'policy trace');
       return svc.policy.trace({ src: q.src, dst: q.dst, port: q.dport.port, protocol: q.dport.protocol });
     })
+    .route('GET', '/v1/services', () => services(svc).list())
+    .route('POST', '/v1/services', ({ body }) => {
+      if (body === undefined) throw invalid('POST /v1/services needs a JSON body such as {"frontend": "10.96.0.10:80/TCP", "backends": ["10.200.1.5:8080"]}');
+      return services(svc).add(parse(AddServiceBody, body, 'service'));
+    })
+    .route('GET', '/v1/services/:id', ({ params }) => services(svc).get(parse(ServiceIdParam, params.id, 'service id')))
+    .route('PATCH', '/v1/services/:id', ({ params, body }) => {
+      const id = parse(ServiceIdParam, params.id, 'service id');
+      if (body === undefined) throw invalid('PATCH /v1/services/ID needs a JSON body such as {"addBackends": ["10.200.1.7:8080"]}');
+      return services(svc).update(id, parse(UpdateServiceBody, body, 'service update'));
+    })
+    .route('DELETE', '/v1/services/:id', ({ params }) => services(svc).delete(parse(ServiceIdParam, params.id, 'service id')))
     .route('GET', '/v1/identities', () => svc.policy.identities())
     .route('GET', '/v1/identities/:id', ({ params }) => svc.policy.identity(parse(IdentityIdParam, params.id, 'identity')))
     .route('GET', '/v1/maps', () => listMaps(svc.maps))
@@ -61,6 +76,11 @@ export function registerRoutes(api: ApiServer, svc: AgentServices): void {
       res.on('close', unsubscribe);
       return undefined;
     });
+}
+
+function services(svc: AgentServices): ServiceManager {
+  if (!svc.services) throw new TendrilError('unavailable', 'load balancing is not running on this agent: services are unavailable');
+  return svc.services;
 }
 
 /** The API's view of a policy summary: only what a user reads. */

@@ -89,6 +89,41 @@ export const IdentityIdParam = z
   .regex(/^\d{1,10}$/, 'an identity is a number')
   .transform(Number);
 
+/** Services: the shapes are checked here; addresses, ports and combinations by the service model. */
+const backendList = z.array(z.string().min(1, 'a backend is ADDRESS:PORT').max(64)).max(65536);
+const duration = z.union([z.string().max(32), z.number()], { message: 'affinityTimeout is a duration such as "3h" or a number of seconds' });
+
+export const AddServiceBody = z
+  .object({
+    frontend: z.string({ message: 'frontend must be ADDRESS:PORT/PROTOCOL, such as 10.96.0.10:80/TCP' }).min(1).max(64),
+    backends: backendList.optional(),
+    type: z.string().max(32).optional(),
+    mode: z.string().max(32).optional(),
+    affinity: z.string().max(32).optional(),
+    affinityTimeout: duration.optional(),
+    nodePort: z.number({ message: 'nodePort must be a number 1-65535' }).optional(),
+  })
+  .strict();
+export type AddServiceBody = z.infer<typeof AddServiceBody>;
+
+export const UpdateServiceBody = z
+  .object({
+    backends: backendList.optional(),
+    addBackends: backendList.optional(),
+    removeBackends: backendList.optional(),
+    affinity: z.string().max(32).optional(),
+    affinityTimeout: duration.optional(),
+    mode: z.string().max(32).optional(),
+  })
+  .strict();
+export type UpdateServiceBody = z.infer<typeof UpdateServiceBody>;
+
+export const ServiceIdParam = z
+  .string()
+  .regex(/^\d{1,10}$/, 'a service id is a number')
+  .transform(Number)
+  .refine((n) => n >= 1 && n <= 0xffffffff, 'a service id is 1-4294967295');
+
 /** Parses `value` or throws an invalid-argument error naming the field. */
 export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);

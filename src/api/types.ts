@@ -2,6 +2,9 @@
 import type { MapSummary } from '../datapath/map-views.js';
 import type { NodeProxyStatus } from '../proxy/node-proxy.js';
 
+/** Services are shown as the load balancer produces them. */
+export type { ServiceView, ServiceBackendView, Affinity } from '../loadbalancer/service.js';
+
 export interface AgentStatus {
   node: string;
   version: string;

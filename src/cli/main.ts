@@ -10,6 +10,7 @@ import { identityCommand } from './commands/identity.js';
 import { mapCommand } from './commands/map.js';
 import { monitorCommand } from './commands/monitor.js';
 import { policyCommand } from './commands/policy.js';
+import { serviceCommand } from './commands/service.js';
 import { statusCommand } from './commands/status.js';
 
 const USAGE = `usage: tendril [--socket PATH] COMMAND [-o json]
@@ -20,6 +21,10 @@ commands:
   policy import FILE... | list | get NAME | delete NAME|--all
   policy trace --src LABELS|ID|CIDR --dst LABELS|ID --dport PORT[/PROTO]
   identity list | get ID
+  service add --frontend ADDR:PORT[/PROTO] [--backend ADDR:PORT]... [--type T] [--node-port N]
+              [--mode snat|dsr] [--affinity client-ip [--affinity-timeout 3h]]
+  service list | get ID | delete ID
+  service update ID [--backend B]... | [--add-backend B]... [--remove-backend B]... [--mode M] [--affinity A]
   monitor [--type drop|trace|policy|l7] [--endpoint ID]
   map list | dump NAME
 The socket defaults to $TENDRIL_SOCKET or ${DEFAULT_SOCKET}.`;
@@ -31,6 +36,7 @@ const COMMANDS: Record<string, (client: ApiClient, argv: string[]) => Promise<vo
   map: mapCommand,
   policy: policyCommand,
   identity: identityCommand,
+  service: serviceCommand,
 };
 
 export async function runCli(argv: string[]): Promise<number> {
