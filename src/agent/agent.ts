@@ -22,6 +22,10 @@ import { registerRoutes } from '../api/routes.js';
 import type { AgentStatus } from '../api/types.js';
 import type { Endpoint } from '../endpoint/endpoint.js';
 import { NodeProxy } from '../proxy/node-proxy.js';
+import { LbMaps } from '../datapath/lb-maps.js';
+import { SockLb } from '../datapath/sock-lb.js';
+import { ServiceManager } from '../loadbalancer/manager.js';
+import { PodNamespaces } from '../loadbalancer/pod-namespaces.js';
 
 export interface AgentOptions {
   node: string;
@@ -35,6 +39,10 @@ export interface AgentOptions {
   /** The L7 proxy's port on 127.0.0.1 and its number of worker processes (default: one per two cores). */
   proxyPort?: number;
   proxyWorkers?: number;
+  /** Slots of every Maglev table (a prime); fixed when the node's LB maps are first made. */
+  maglevSize?: number;
+  /** The cgroup v2 directory whose sockets the socket load balancer serves (default: the cgroup2 root). */
+  lbCgroup?: string;
 }
 
 const DEFAULT_PROXY_PORT = 15080;
@@ -60,6 +68,8 @@ export class Agent {
     readonly identities: IdentityAllocator,
     readonly policy: PolicyEnforcement,
     readonly endpoints: EndpointManager,
+    readonly lbMaps: LbMaps,
+    readonly services: ServiceManager,
   ) {
     this.hub = new MonitorHub((ev) => {
       if (ev.ruleId) ev.rule = policy.describeRule(ev.ruleId);
@@ -80,25 +90,43 @@ export class Agent {
   static async start(options: AgentOptions, log: (line: string) => void): Promise<Agent> {
     const paths = new PinPaths(options.bpffs, options.node);
     const maps = NodeMaps.open(paths);
+    const lbMaps = LbMaps.open(paths, options.maglevSize !== undefined ? { maglevSize: options.maglevSize } : {});
     // Pods reach the world through the node's stack.
     enableForwarding();
     const kvstore = await MemoryKvstore.open(options.stateDir);
     const identities = await IdentityAllocator.open(kvstore, options.node);
     const policy = new PolicyEnforcement(new PolicyRepository(options.stateDir), identities, new Ipcache(maps.ipcache), maps.policy, options.stateDir);
-    const hooks = { attach: (ep: Endpoint) => policy.attach(ep), detach: (id: number) => policy.detach(id) };
+    const pods = new PodNamespaces(lbMaps);
+    const hooks = {
+      attach: async (ep: Endpoint) => {
+        const identity = await policy.attach(ep);
+        pods.register(ep);
+        return identity;
+      },
+      detach: async (id: number) => {
+        pods.unregister(id);
+        await policy.detach(id);
+      },
+    };
     const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir, hooks, { traceAll: options.traceAll });
-    const agent = new Agent(options, maps, kvstore, identities, policy, endpoints);
+    const services = new ServiceManager(lbMaps, { stateDir: options.stateDir, podCidrs: [options.podCidr4, options.podCidr6] });
+    const agent = new Agent(options, maps, kvstore, identities, policy, endpoints, lbMaps, services);
     agent.log = log;
     try {
       const report = await endpoints.restore();
       log(`restored endpoints: ${report.adopted} adopted, ${report.reattached} re-attached, ${report.removed} gone and removed`);
+      pods.prune();
+      const lbReport = await services.restore();
+      log(`restored services: ${lbReport.services} services, ${lbReport.backends} backends, ${lbReport.maglevTables} Maglev tables`);
+      // Pods' connect() reaches services from here on; the links are pinned, so they outlive this process.
+      SockLb.attach(lbMaps, options.lbCgroup !== undefined ? { cgroup: options.lbCgroup } : {});
       await policy.setHostAddresses(await hostAddresses());
       await policy.start();
       // The proxy starts when a policy first has HTTP rules (now, if one has).
       await policy.setL7Sink((table) => agent.proxy.apply(table));
       agent.reader = new RingBufferReader(maps.raw.get('tnd_events')!, (data) => agent.hub.publish(data));
       agent.reader.start();
-      registerRoutes(agent.api, { endpoints, maps, policy, monitor: agent.hub, status: () => agent.status() });
+      registerRoutes(agent.api, { endpoints, maps, policy, services, monitor: agent.hub, status: () => agent.status() });
       await agent.api.listen(options.socket);
       agent.gcTimer = setInterval(() => sweepConntrack(maps), CT_GC_INTERVAL_MS);
       agent.gcTimer.unref();
@@ -147,9 +175,11 @@ export class Agent {
     if (this.hostTimer) clearInterval(this.hostTimer);
     await this.api.close();
     await this.proxy.stop();
+    this.services.close();
     this.reader?.close();
     this.identities.close();
     await this.kvstore.close();
+    this.lbMaps.close();
     this.maps.close();
   }
 }

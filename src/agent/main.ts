@@ -10,7 +10,8 @@ import { DEFAULT_SOCKET } from '../api/client.js';
 
 const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PATH] [--bpffs DIR]
                      [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]
-                     [--proxy-port 15080] [--proxy-workers N (default: one per two cores)]`;
+                     [--proxy-port 15080] [--proxy-workers N (default: one per two cores)]
+                     [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
         'trace-all': { type: 'boolean', default: false },
         'proxy-port': { type: 'string', default: '15080' },
         'proxy-workers': { type: 'string' },
+        'maglev-size': { type: 'string' },
+        'lb-cgroup': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -50,6 +53,8 @@ async function main(): Promise<void> {
   const proxyWorkers = values['proxy-workers'] === undefined ? undefined : Number(values['proxy-workers']);
   if (proxyWorkers !== undefined && !(/^\d+$/.test(values['proxy-workers']!) && proxyWorkers >= 1 && proxyWorkers <= 64))
     fail(`--proxy-workers "${values['proxy-workers']}" is not a number of workers (1-64)`, 2);
+  const maglevSize = values['maglev-size'] === undefined ? undefined : Number(values['maglev-size']);
+  if (maglevSize !== undefined && !/^\d+$/.test(values['maglev-size']!)) fail(`--maglev-size "${values['maglev-size']}" is not a number`, 2);
   if (process.getuid?.() !== 0) fail('must run as root: it loads BPF programs and creates network links');
 
   // Preconditions checked before the FFI layer is loaded, so each has its own clear line.
@@ -73,6 +78,8 @@ async function main(): Promise<void> {
       traceAll: values['trace-all'],
       proxyPort,
       ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
+      ...(maglevSize !== undefined ? { maglevSize } : {}),
+      ...(values['lb-cgroup'] !== undefined ? { lbCgroup: values['lb-cgroup'] } : {}),
     },
     log,
   );

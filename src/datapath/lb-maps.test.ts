@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TndLbBackend, TndLbService, TndLbServiceKey, TndLbServiceFlags } from '../bpf/generated/wire.js';
-import { backendValue, checkMaglevSize, isPrime, maglevValue, netnsValue, portToWire, serviceKey, serviceValue } from './lb-maps.js';
+import { isPrime } from '../common/maglev.js';
+import { backendValue, checkMaglevSize, maglevValue, netnsValue, portToWire, serviceKey, serviceValue } from './lb-maps.js';
 
 const entry = { frontend: { address: '10.96.0.10', port: 80, protocol: 'TCP' as const }, scope: 'cluster' as const, serviceId: 9, mode: 'snat' as const, affinityTimeoutSec: 0, maglevId: 4, activeBackends: 2 };
 

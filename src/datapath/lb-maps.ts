@@ -10,6 +10,7 @@
  * (its value size) and read back from the pin afterwards, so every program
  * of the node agrees with it.
  */
+import { isPrime } from '../common/maglev.js';
 import { mkdirSync } from 'node:fs';
 import { invalid } from '../common/errors.js';
 import { parseIP, type Family } from '../common/ip.js';
@@ -69,12 +70,6 @@ const SCOPE: Record<FrontendScope, number> = {
   external: TndLbScope.TND_LB_SCOPE_EXTERNAL,
 };
 const U32_MAX = 0xffffffff;
-
-export function isPrime(n: number): boolean {
-  if (!Number.isInteger(n) || n < 2) return false;
-  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;
-  return true;
-}
 
 export function checkMaglevSize(m: number): number {
   if (!isPrime(m) || m < MAGLEV_SIZE_MIN || m > MAGLEV_SIZE_MAX)
