@@ -9,6 +9,9 @@ import { plainRoutedPair, requestResponse, tendrilPair, throughput } from './pod
 import { addHundred, addOne, bareLinks } from './endpoint-add.js';
 import { importToEnforcement, policyAtScale } from './policy-import.js';
 import { l7ProxyBench } from './l7-proxy.js';
+import { iptablesConnCost, type IptablesConnCost } from './lb-iptables.js';
+import { tendrilConnCost } from './lb-tendril.js';
+import { xdpDropPps, xdpTxFloor } from './xdp-lb.js';
 import { median, printTable, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -94,6 +97,33 @@ async function main(): Promise<void> {
     rows.push({ figure: 'HTTP req/s, Tendril proxy vs HAProxy with one thread', tendril: l7.tendril.rps, baseline: l7.haproxy1.rps, baselineName: 'HAProxy, same ACL, nbthread 1', unit: 'req/s' });
     rows.push({ figure: 'HTTP p99 latency, Tendril proxy vs HAProxy with one thread', tendril: l7.tendril.p99Ms, baseline: l7.haproxy1.p99Ms, baselineName: 'HAProxy, same ACL, nbthread 1', unit: 'ms' });
     rows.push({ figure: 'HTTP p50 / p99 latency direct (p99 in the baseline column)', tendril: l7.direct.p50Ms, baseline: l7.direct.p99Ms, baselineName: 'p99', unit: 'ms' });
+
+    const counts = quick ? [1, 1000] : [1, 1000, 10_000, 100_000];
+    note(`services: new-connection cost at ${counts.join(', ')} services, Tendril's socket LB and kube-proxy's iptables (nft, legacy)`);
+    const conn = { runs: quick ? 1 : 3, seconds: quick ? 1 : 3, count: quick ? 1000 : 5000 };
+    const tendril = await tendrilConnCost(topo, node, counts, { ...conn, note });
+    const ipt: Record<'nft' | 'legacy', IptablesConnCost[]> = { nft: [], legacy: [] };
+    for (const variant of ['nft', 'legacy'] as const) for (const n of counts) ipt[variant].push(await iptablesConnCost({ services: n, variant, ...conn, note }));
+    for (const [i, n] of counts.entries()) {
+      const t = tendril[i]!;
+      const services = `${n.toLocaleString('en')} service${n === 1 ? '' : 's'}`;
+      rows.push({ figure: `new connection p50 through a service, ${services}`, tendril: t.lb.p50Us, baseline: t.direct.p50Us, baselineName: 'direct to the backend', unit: 'us' });
+      rows.push({ figure: `new connection p99 through a service, ${services}`, tendril: t.lb.p99Us, baseline: t.direct.p99Us, baselineName: 'direct to the backend', unit: 'us' });
+      rows.push({ figure: `new connections/s (one client), ${services}`, tendril: t.lb.perSec, baseline: t.direct.perSec, baselineName: 'direct to the backend', unit: 'conn/s' });
+      for (const variant of ['nft', 'legacy'] as const) {
+        const r = ipt[variant][i]!;
+        rows.push({ figure: `added cost per new connection (p50 - direct p50), ${services}`, tendril: t.addedUs, baseline: r.addedUs, baselineName: `kube-proxy iptables-${variant}`, unit: 'us', ...(variant === 'nft' && n === 10_000 ? { target: { ratio: 0.01, better: 'lower' as const } } : {}) });
+        rows.push({ figure: `new connection p50 via kube-proxy iptables-${variant}, ${services} (the peer)`, tendril: r.p50Us, baseline: r.directP50Us, baselineName: 'direct to the backend', unit: 'us' });
+      }
+    }
+    const first = tendril[0]!;
+    const last = tendril.at(-1)!;
+    rows.push({ figure: `new connection p50 through a service, ${last.services.toLocaleString('en')} vs 1 service (flatness)`, tendril: last.lb.p50Us, baseline: first.lb.p50Us, baselineName: '1 service', unit: 'us', target: { ratio: 1.1, better: 'lower' } });
+    note('XDP_TX floor (BPF_PROG_TEST_RUN) and XDP_DROP on a veth (live frames, one CPU): the baselines of the XDP load balancer');
+    const floor = xdpTxFloor({ iterations: quick ? 500 : 2000 });
+    rows.push({ figure: 'XDP_TX-only program, one call per packet (the floor of an XDP LB)', tendril: floor.singleNs, baseline: floor.batchNs, baselineName: 'same, repeat=20000', unit: 'ns/pkt' });
+    const drop = await xdpDropPps({ seconds: quick ? 0.5 : 2 });
+    rows.push({ figure: 'XDP_DROP on a veth, live frames from one CPU (baseline of the XDP LB)', tendril: drop.pps, baseline: drop.generatorPps, baselineName: 'generator send rate', unit: 'pkt/s' });
 
     const hundred = await addHundred(topo, node);
     const bareHundred = await bareLinks(topo, 100, true);
