@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatIP, parseIP, parsePrefix, prefixContains, parseMac, formatMac } from './ip.js';
+import { formatHostPort, formatIP, parseIP, parsePrefix, prefixContains, parseMac, formatMac } from './ip.js';
 
 test('parseIP and formatIP round-trip IPv4 and IPv6 in canonical form', () => {
   for (const text of ['10.200.1.2', '0.0.0.0', '255.255.255.255', 'fd10:200:0:1::2', '::', '::1', '2001:db8::1:0:0:1', 'fe80::1']) {
@@ -28,4 +28,9 @@ test('parsePrefix checks length and host bits, prefixContains matches', () => {
 test('MAC addresses parse and format', () => {
   assert.equal(formatMac(parseMac('02:AA:bb:0c:00:01')), '02:aa:bb:0c:00:01');
   assert.throws(() => parseMac('02:aa:bb'), /not a MAC address/);
+});
+
+test('formatHostPort() brackets IPv6 addresses', () => {
+  assert.equal(formatHostPort('10.96.0.10', 80), '10.96.0.10:80');
+  assert.equal(formatHostPort('fd10:96::a', 80), '[fd10:96::a]:80');
 });

@@ -64,6 +64,11 @@ export function parseIPv6(text: string): Uint8Array | undefined {
   return out;
 }
 
+/** "10.0.0.1:80", "[fd10::1]:80": an address and port as URLs and sockets write them. */
+export function formatHostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /** Parses an IPv4 or IPv6 address; throws a clear error otherwise. */
 export function parseIP(text: string): { family: Family; bytes: Uint8Array } {
   const v4 = parseIPv4(text);

@@ -5,6 +5,7 @@
  */
 import { invalid } from '../common/errors.js';
 import { formatPrefix, parseIP, parsePrefix, type Prefix } from '../common/ip.js';
+import { keyAddress } from '../common/wire-values.js';
 import { TypedMap, type BpfMap } from '../bpf/index.js';
 import { TndFamily, TndIpcacheKey, TndIpcacheValue } from '../bpf/generated/wire.js';
 
@@ -29,9 +30,7 @@ export function checkIdentity(identity: number, what: string): void {
 }
 
 function keyOf(p: Prefix): TndIpcacheKey {
-  const addr = Buffer.alloc(16);
-  addr.set(p.bytes);
-  return { prefixlen: FAMILY_BITS + p.length, family: p.family === 4 ? TndFamily.TND_AF_INET : TndFamily.TND_AF_INET6, addr };
+  return { prefixlen: FAMILY_BITS + p.length, family: p.family === 4 ? TndFamily.TND_AF_INET : TndFamily.TND_AF_INET6, addr: keyAddress(p.bytes) };
 }
 
 function prefixOf(k: TndIpcacheKey): Prefix {

@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TndLbBackend, TndLbService, TndLbServiceKey, TndLbServiceFlags } from '../bpf/generated/wire.js';
 import { isPrime } from '../common/maglev.js';
-import { backendValue, checkMaglevSize, maglevValue, netnsValue, portToWire, serviceKey, serviceValue } from './lb-maps.js';
+import { htons } from '../common/wire-values.js';
+import { backendValue, checkMaglevSize, maglevValue, netnsValue, serviceKey, serviceValue } from './lb-maps.js';
 
 const entry = { frontend: { address: '10.96.0.10', port: 80, protocol: 'TCP' as const }, scope: 'cluster' as const, serviceId: 9, mode: 'snat' as const, affinityTimeoutSec: 0, maglevId: 4, activeBackends: 2 };
 
@@ -65,8 +66,8 @@ describe('LB map values (lb-maps.ts)', () => {
     assert.throws(() => netnsValue(3, 'fd10::1'), /not an IPv4 address/);
   });
 
-  it('portToWire() swaps the bytes of a port', () => {
-    assert.equal(portToWire(80), 0x5000);
-    assert.equal(portToWire(0x1234), 0x3412);
+  it('htons() swaps the bytes of a port as the wire fields hold it', () => {
+    assert.equal(htons(80), 0x5000);
+    assert.equal(htons(0x1234), 0x3412);
   });
 });

@@ -10,6 +10,7 @@
  * (its value size) and read back from the pin afterwards, so every program
  * of the node agrees with it.
  */
+import { htons, keyAddress } from '../common/wire-values.js';
 import { isPrime } from '../common/maglev.js';
 import { mkdirSync } from 'node:fs';
 import { invalid } from '../common/errors.js';
@@ -78,8 +79,6 @@ export function checkMaglevSize(m: number): number {
 }
 
 /** A port as its network-order bytes read little-endian: what a __u16 "network byte order" field holds. */
-export const portToWire = (port: number): number => ((port & 0xff) << 8) | (port >> 8);
-export const portFromWire = portToWire;
 
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 0xffff) throw invalid(`${what} port ${port} is not an integer from 1 to 65535`);
@@ -106,13 +105,6 @@ function address(text: string, what: string): { family: Family; bytes: Buffer } 
   }
 }
 
-/** An address in a 16-byte wire field: IPv4 in the first 4 bytes, zeros after. */
-function wireAddr(bytes: Buffer): Buffer {
-  const out = Buffer.alloc(16);
-  bytes.copy(out);
-  return out;
-}
-
 /** The tnd_lb_services key of a frontend in a scope. */
 export function serviceKey(frontend: Frontend, scope: FrontendScope): TndLbServiceKey {
   const { family, bytes } = address(frontend.address, 'frontend address');
@@ -124,7 +116,7 @@ export function serviceKey(frontend: Frontend, scope: FrontendScope): TndLbServi
         ? `a nodeport frontend's address is 0.0.0.0 or ::, got "${frontend.address}"`
         : `a ${scope} frontend needs an address, got "${frontend.address}"`,
     );
-  return { addr: wireAddr(bytes), port: portToWire(frontend.port), proto: protoOf(frontend.protocol), family: wireFamily(family), scope: SCOPE[scope] };
+  return { addr: keyAddress(bytes), port: htons(frontend.port), proto: protoOf(frontend.protocol), family: wireFamily(family), scope: SCOPE[scope] };
 }
 
 /** The tnd_lb_services value of a frontend entry. */
@@ -154,8 +146,8 @@ export function backendValue(b: BackendEntry): TndLbBackend {
   checkPort(b.port, 'backend');
   if (b.state !== 'active' && b.state !== 'terminating') throw invalid(`backend state "${String(b.state)}" is neither active nor terminating`);
   return {
-    addr: wireAddr(bytes),
-    port: portToWire(b.port),
+    addr: keyAddress(bytes),
+    port: htons(b.port),
     proto: protoOf(b.protocol),
     family: wireFamily(family),
     state: b.state === 'active' ? TndLbBackendState.TND_LB_BACKEND_ACTIVE : TndLbBackendState.TND_LB_BACKEND_TERMINATING,

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { TendrilError, conflict, notFound } from '../common/errors.js';
 import { parseIP, formatMac, parseMac } from '../common/ip.js';
 import { normalizeLabels, type Labels } from '../common/labels.js';
+import { keyAddress } from '../common/wire-values.js';
 import { Mutex } from '../common/mutex.js';
 import { TndEndpointFlags, type TndEndpointKey } from '../bpf/generated/wire.js';
 import { ifNameToIndex } from '../sys/index.js';
@@ -256,9 +257,7 @@ type TndCtKeyLike = Parameters<NodeMaps['conntrack']['delete']>[0];
 function mapKeys(ep: Endpoint): TndEndpointKey[] {
   return [ep.ipv4, ep.ipv6].map((text) => {
     const { family, bytes } = parseIP(text);
-    const addr = Buffer.alloc(16);
-    addr.set(bytes);
-    return { addr, family: family === 4 ? 2 : 10 };
+    return { addr: keyAddress(bytes), family: family === 4 ? 2 : 10 };
   });
 }
 

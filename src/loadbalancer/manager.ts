@@ -21,14 +21,13 @@
  * drain timeout, or a second removal, deletes it.
  */
 import { TendrilError, conflict, invalid, notFound } from '../common/errors.js';
-import { parsePrefix, type Prefix } from '../common/ip.js';
+import { formatHostPort, parsePrefix, type Prefix } from '../common/ip.js';
 import type { BackendEntry, BackendState, Frontend, FrontendEntry, FrontendScope, LbDatapath, LbMode, LbProtocol, ServiceType } from '../common/lb.js';
 import { buildMaglevTable, isPrime } from '../common/maglev.js';
 import { Mutex } from '../common/mutex.js';
 import {
   backendKey,
   formatFrontend,
-  formatHostPort,
   validateChanges,
   validateService,
   type BackendAddress,

@@ -7,7 +7,7 @@
  * invalid-argument line naming the value. Pure: no I/O.
  */
 import { invalid } from '../common/errors.js';
-import { formatIP, formatPrefix, parseIP, prefixContains, type Family, type Prefix } from '../common/ip.js';
+import { formatHostPort, formatIP, formatPrefix, parseIP, prefixContains, type Family, type Prefix } from '../common/ip.js';
 import type { BackendState, Frontend, LbMode, LbProtocol, ServiceType } from '../common/lb.js';
 
 /** What a user asks for (API body, CLI flags): strings, checked by validateService. */
@@ -147,10 +147,6 @@ export function parseFrontend(text: string): { frontend: Frontend; family: Famil
 
 export function formatFrontend(f: Frontend): string {
   return `${formatHostPort(f.address, f.port)}/${f.protocol}`;
-}
-
-export function formatHostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 /** The node-wide name of a backend, also its Maglev key: "10.200.1.5:8080/TCP". */

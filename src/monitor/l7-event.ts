@@ -5,6 +5,7 @@
  */
 import type { L7Event } from '../common/l7-policy.js';
 import type { MonitorEvent } from './event.js';
+import { formatHostPort } from '../common/ip.js';
 
 /** "10.0.0.5:80" / "[fd00::5]:80" -> address and port. */
 function splitHostPort(text: string): { address: string; port: number } {
@@ -59,5 +60,5 @@ export function formatL7Event(ev: MonitorEvent, verdictText: string): string {
 
 function hostPort(addr: string | undefined, port: number | undefined): string {
   if (!addr) return '?';
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+  return formatHostPort(addr, port ?? 0);
 }

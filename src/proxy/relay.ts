@@ -13,6 +13,7 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { L7Event, L7PolicyTable, ProxyFlow, ProxyStats } from '../common/l7-policy.js';
+import { formatHostPort } from '../common/ip.js';
 import { markedTcpSocket } from '../sys/socket.js';
 import {
   BODY_CLOSE,
@@ -137,9 +138,6 @@ const U_HEAD = 1;
 const U_BODY = 2;
 const U_TUNNEL = 3;
 
-function endpointString(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 export class Relay {
   readonly stats: ProxyStats = { connections: 0, activeConnections: 0, requests: 0, allowed: 0, denied: 0, errors: 0 };
@@ -494,7 +492,7 @@ class ClientConn {
     readonly dest: Destination,
     target: ReadTarget | undefined,
   ) {
-    this.destKey = endpointString(dest.address, dest.port);
+    this.destKey = formatHostPort(dest.address, dest.port);
     this.policy = relay.policy;
     this.rules = this.policy.forFlow(flow, dest.port);
     if (target !== undefined) target.onBytes = this.onData;
@@ -853,7 +851,7 @@ class ClientConn {
       dstIdentity: flow.dstIdentity,
       srcEndpoint: flow.srcEndpoint,
       dstEndpoint: flow.dstEndpoint,
-      source: endpointString(this.sock.remoteAddress ?? '', this.sock.remotePort ?? 0),
+      source: formatHostPort(this.sock.remoteAddress ?? '', this.sock.remotePort ?? 0),
       destination: this.destKey,
       method: head?.method ?? '',
       path: head?.path ?? '',

@@ -1,5 +1,6 @@
 import type { ApiClient } from '../../api/client.js';
 import type { ServiceView } from '../../api/types.js';
+import { formatHostPort } from '../../common/ip.js';
 import { UsageError, parseCommand } from '../args.js';
 import { printFields, printJson, printTable } from '../output.js';
 
@@ -43,9 +44,6 @@ function typeText(s: ServiceView): string {
   return s.nodePort !== undefined ? `${s.type}:${s.nodePort}` : s.type;
 }
 
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
 
 /** One row per backend; the service's own columns on its first row only. */
 function printServices(services: ServiceView[]): void {
@@ -53,7 +51,7 @@ function printServices(services: ServiceView[]): void {
   for (const s of services) {
     const head = [s.id, s.frontend, typeText(s), s.mode, affinityText(s), `${s.activeBackends}/${s.backends.length}`];
     if (s.backends.length === 0) rows.push([...head, '-', '-', '-']);
-    s.backends.forEach((b, i) => rows.push([...(i === 0 ? head : head.map(() => '')), hostPort(b.address, b.port), b.state, b.connections]));
+    s.backends.forEach((b, i) => rows.push([...(i === 0 ? head : head.map(() => '')), formatHostPort(b.address, b.port), b.state, b.connections]));
   }
   printTable(['ID', 'FRONTEND', 'TYPE', 'MODE', 'AFFINITY', 'ACTIVE', 'BACKEND', 'STATE', 'CONNECTIONS'], rows);
 }
@@ -67,7 +65,7 @@ function printService(s: ServiceView): void {
     ['Affinity', affinityText(s)],
     ['Backends', s.backends.length === 0 ? 'none: connections are refused' : `${s.activeBackends} active of ${s.backends.length}`],
   ]);
-  for (const b of s.backends) process.stdout.write(`  ${hostPort(b.address, b.port).padEnd(24)} ${b.state.padEnd(11)} ${b.connections} connections\n`);
+  for (const b of s.backends) process.stdout.write(`  ${formatHostPort(b.address, b.port).padEnd(24)} ${b.state.padEnd(11)} ${b.connections} connections\n`);
 }
 
 export async function serviceCommand(client: ApiClient, argv: string[]): Promise<void> {
