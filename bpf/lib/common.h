@@ -191,6 +191,14 @@ enum tnd_ct_flags {
 	 * (TND_MARK_FROM_PROXY): tracked, never judged by policy.
 	 */
 	TND_CT_F_FROM_PROXY = 1 << 1,
+	/*
+	 * A per-packet load-balanced flow (lb_nat.h): its replies get their
+	 * reverse translation from tnd_lb_nat (the REV entry of the reply's
+	 * tuple) at this entry's endpoint. Set on the client's egress entry of
+	 * a flow lxc.o translated, and on the backend's ingress entry of a flow
+	 * translated before it reached the endpoint (XDP NodePort, DSR).
+	 */
+	TND_CT_F_LB = 1 << 2,
 };
 
 struct tnd_ct_entry {
@@ -323,6 +331,13 @@ struct tnd_metrics_value {
 #define TND_LB_MAGLEV_MAX 65536      /* tables are shared by services with the same backends */
 #define TND_LB_AFFINITY_MAX 131072
 #define TND_LB_SOCK_REVNAT_MAX 262144
+#define TND_LB_NAT_MAX 262144        /* per-packet translations: two entries a flow */
+#define TND_LB_NODE_ADDRS_MAX 256
+/* Source ports the XDP load balancer gives SNAT flows (host order), outside
+ * Linux's default ephemeral range (32768-60999) so they never meet the
+ * node's own connections. */
+#define TND_LB_SNAT_PORT_MIN 61000
+#define TND_LB_SNAT_PORT_MAX 65535
 #define TND_LB_NETNS_MAX TND_ENDPOINTS_MAX
 /* The default M (slots of a Maglev table): a prime; the agent chooses it. */
 #define TND_LB_MAGLEV_SIZE_DEFAULT 16381
@@ -444,6 +459,94 @@ struct tnd_lb_netns {
 	__u32 endpoint_id;
 	__u8 addr4[4];
 	__u8 addr6[TND_ADDR_LEN];
+};
+
+/*
+ * Per-packet load balancing (lxc.o for pods' packets to a frontend, xdp.o
+ * for NodePort/ExternalIP traffic from outside): tnd_lb_nat, LRU_HASH
+ * keyed by struct tnd_ct_key with dir = enum tnd_lb_nat_dir.
+ *   FWD  key: the client's packet as it was sent (saddr client, daddr
+ *        frontend, dport frontend port). Value: addr/port = the backend (the
+ *        new daddr/dport); with TND_LB_NAT_F_SNAT, addr2/port2 = the new
+ *        saddr/sport. Later packets of the flow keep their backend by it.
+ *   REV  key: the backend's reply as the backend sends it (saddr backend,
+ *        sport backend port, daddr/dport the client or, with SNAT, the
+ *        SNAT address/port). Value: addr/port = the frontend (the new
+ *        saddr/sport); with TND_LB_NAT_F_SNAT, addr2/port2 = the client
+ *        (the new daddr/dport).
+ * A DSR flow has its FWD entry on the balancing node and its REV entry on
+ * the backend's node, written by lxc.o from the DSR option.
+ */
+enum tnd_lb_nat_dir {
+	TND_LB_NAT_FWD = 0,
+	TND_LB_NAT_REV = 1,
+};
+
+enum tnd_lb_nat_flags {
+	TND_LB_NAT_F_SNAT = 1 << 0,      /* addr2/port2 are in use */
+	TND_LB_NAT_F_DSR = 1 << 1,       /* the backend answers the client itself */
+	/*
+	 * REV only: the reply is translated where it reaches the client
+	 * endpoint (the client is a local pod whose packet lxc.o translated).
+	 * Without it, where it leaves the backend endpoint (or at XDP, when a
+	 * remote backend's SNAT reply comes back in).
+	 */
+	TND_LB_NAT_F_AT_CLIENT = 1 << 2,
+};
+
+struct tnd_lb_nat {
+	__u8 addr[TND_ADDR_LEN];
+	__u8 addr2[TND_ADDR_LEN];
+	__u16 port;               /* network byte order, with addr */
+	__u16 port2;              /* network byte order, with addr2 */
+	__u32 backend_id;
+	__u32 service_id;
+	__u8 flags;               /* enum tnd_lb_nat_flags */
+	__u8 family;              /* enum tnd_family */
+	__u8 pad[2];
+	__u64 last_seen_ns;       /* bpf_ktime_get_ns() of the flow's last packet (at most 1 s behind) */
+};
+
+/*
+ * DSR: the frontend travels to the backend's node in the first packets of
+ * the flow (TCP: the SYN; UDP: every packet), already translated to the
+ * backend. IPv4: an IP option (number 30, the experimental one of RFC 4727,
+ * with the copied bit), 8 bytes: type, length, port, address. IPv6: a
+ * Destination Options header right after the IPv6 header holding one
+ * option of type 0x1e (RFC 4727's experimental, "skip if unknown"), then
+ * a PadN, 24 bytes. lxc.o reads and removes it before the pod sees the
+ * packet.
+ */
+#define TND_DSR_OPT4_TYPE 0x9e
+#define TND_DSR_OPT6_TYPE 0x1e
+
+struct tnd_dsr_opt4 {
+	__u8 type;                /* TND_DSR_OPT4_TYPE */
+	__u8 len;                 /* 8 */
+	__u16 port;               /* network byte order */
+	__u8 addr[4];
+};
+
+struct tnd_dsr_opt6 {
+	__u8 nexthdr;             /* the header after this one */
+	__u8 hdrlen;              /* 2: (2 + 1) * 8 = 24 bytes */
+	__u8 type;                /* TND_DSR_OPT6_TYPE */
+	__u8 len;                 /* 18 */
+	__u16 port;               /* network byte order */
+	__u8 addr[TND_ADDR_LEN];
+	__u8 padn_type;           /* 1 (PadN) */
+	__u8 padn_len;            /* 0 */
+};
+
+/*
+ * tnd_lb_node_addrs: the node's own addresses (HASH, written by the agent):
+ * a NodePort frontend (address all zero) answers only packets sent to one
+ * of them.
+ */
+struct tnd_lb_node_addr_key {
+	__u8 addr[TND_ADDR_LEN];
+	__u8 family;
+	__u8 pad[3];
 };
 
 /* Load-time configuration of sock.o. */

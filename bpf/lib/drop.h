@@ -42,6 +42,10 @@ enum tnd_drop_reason {
 	DROP_PROXY_NO_SOCKET = 149,  /* redirect: a TCP packet other than a SYN opening the flow (no conntrack entry) */
 	DROP_PROXY_UNSUPPORTED = 150, /* redirect where it cannot be done: IPv6, not TCP, or entering from the node (tc egress) */
 	DROP_PROXY_WITHDRAWN = 151,  /* a proxied flow whose policy now allows it directly: it cannot leave the proxy */
+	DROP_NAT_FAILED = 152,       /* a load-balancing translation could not be written into the packet */
+	DROP_NO_SERVICE_BACKEND = 153, /* a service with no usable backend: refused (TCP reset / ICMP unreachable sent back) */
+	DROP_NAT_NO_PORT = 154,      /* SNAT: no free source port for a new flow */
+	DROP_DSR_INVALID = 155,      /* a DSR option that is malformed or not for this family */
 };
 
 static __always_inline int send_drop(const struct pkt *p, __u32 reason,

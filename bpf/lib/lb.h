@@ -12,6 +12,10 @@
  *                        (per-packet path: replies by service id)
  *   tnd_lb_backend_conns PERCPU_HASH __u32 backend id -> __u64 connections;
  *                        the agent creates the entry with the backend
+ *   tnd_lb_nat           LRU tnd_ct_key (dir: enum tnd_lb_nat_dir) ->
+ *                        tnd_lb_nat: per-packet translations (common.h)
+ *   tnd_lb_node_addrs    HASH tnd_lb_node_addr_key -> __u32 (unused, 1):
+ *                        the node's addresses, for NodePort frontends
  *   lb_service_lookup(key)           the frontend's service, or NULL
  *   lb_select(svc, client, hash, m, &id)
  *                        a backend for a new connection (affinity first when
@@ -81,6 +85,20 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } tnd_lb_backend_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TND_LB_NAT_MAX);
+	__type(key, struct tnd_ct_key);
+	__type(value, struct tnd_lb_nat);
+} tnd_lb_nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TND_LB_NODE_ADDRS_MAX);
+	__type(key, struct tnd_lb_node_addr_key);
+	__type(value, __u32);
+} tnd_lb_node_addrs SEC(".maps");
 
 /*
  * Slots tried before a connection is refused: a table may still name a

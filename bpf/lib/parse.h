@@ -39,6 +39,8 @@ static __always_inline int parse_l4(void *data, void *data_end, struct pkt *p,
 	__u32 doff;
 	int v4;
 
+	p->l4_off = off;
+
 	switch (p->tuple.proto) {
 	case IPPROTO_TCP:
 		tcp = data + off;

@@ -33,6 +33,8 @@ struct pkt {
 	__u8 icmp_type;
 	__u8 ttl;                /* TTL or hop limit as received */
 	__u8 pad;
+	__u16 l4_off;            /* where the L4 header starts (from the Ethernet header) */
+	__u16 pad2;
 };
 
 #endif /* TND_PKT_H */

@@ -563,6 +563,67 @@ function readTndLbFrontend(b: Buffer, o: number): TndLbFrontend {
   };
 }
 
+/** struct tnd_lb_nat: 56 bytes. */
+export interface TndLbNat {
+  /** __u8[16] addr at 0 */
+  addr: Buffer;
+  /** __u8[16] addr2 at 16 */
+  addr2: Buffer;
+  /** __u16 port at 32 */
+  port: number;
+  /** __u16 port2 at 34 */
+  port2: number;
+  /** __u32 backend_id at 36 */
+  backendId: number;
+  /** __u32 service_id at 40 */
+  serviceId: number;
+  /** __u8 flags at 44 */
+  flags: number;
+  /** __u8 family at 45 */
+  family: number;
+  /** __u64 last_seen_ns at 48 */
+  lastSeenNs: bigint;
+}
+
+export const TndLbNat: Codec<TndLbNat> = {
+  size: 56,
+  encode(v: TndLbNat): Buffer {
+    const b = Buffer.alloc(56);
+    writeTndLbNat(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndLbNat {
+    need(b, 56, 'tnd_lb_nat');
+    return readTndLbNat(b, 0);
+  },
+};
+
+function writeTndLbNat(b: Buffer, o: number, v: TndLbNat): void {
+  putBytes(b, o + 0, 16, v.addr, 'tnd_lb_nat.addr');
+  putBytes(b, o + 16, 16, v.addr2, 'tnd_lb_nat.addr2');
+  b.writeUInt16LE(v.port, o + 32);
+  b.writeUInt16LE(v.port2, o + 34);
+  b.writeUInt32LE(v.backendId, o + 36);
+  b.writeUInt32LE(v.serviceId, o + 40);
+  b.writeUInt8(v.flags, o + 44);
+  b.writeUInt8(v.family, o + 45);
+  b.writeBigUInt64LE(v.lastSeenNs, o + 48);
+}
+
+function readTndLbNat(b: Buffer, o: number): TndLbNat {
+  return {
+    addr: Buffer.from(b.subarray(o + 0, o + 0 + 16)),
+    addr2: Buffer.from(b.subarray(o + 16, o + 16 + 16)),
+    port: b.readUInt16LE(o + 32),
+    port2: b.readUInt16LE(o + 34),
+    backendId: b.readUInt32LE(o + 36),
+    serviceId: b.readUInt32LE(o + 40),
+    flags: b.readUInt8(o + 44),
+    family: b.readUInt8(o + 45),
+    lastSeenNs: b.readBigUInt64LE(o + 48),
+  };
+}
+
 /** struct tnd_lb_netns: 24 bytes. */
 export interface TndLbNetns {
   /** __u32 endpoint_id at 0 */
@@ -597,6 +658,39 @@ function readTndLbNetns(b: Buffer, o: number): TndLbNetns {
     endpointId: b.readUInt32LE(o + 0),
     addr4: Buffer.from(b.subarray(o + 4, o + 4 + 4)),
     addr6: Buffer.from(b.subarray(o + 8, o + 8 + 16)),
+  };
+}
+
+/** struct tnd_lb_node_addr_key: 20 bytes. */
+export interface TndLbNodeAddrKey {
+  /** __u8[16] addr at 0 */
+  addr: Buffer;
+  /** __u8 family at 16 */
+  family: number;
+}
+
+export const TndLbNodeAddrKey: Codec<TndLbNodeAddrKey> = {
+  size: 20,
+  encode(v: TndLbNodeAddrKey): Buffer {
+    const b = Buffer.alloc(20);
+    writeTndLbNodeAddrKey(b, 0, v);
+    return b;
+  },
+  decode(b: Buffer): TndLbNodeAddrKey {
+    need(b, 20, 'tnd_lb_node_addr_key');
+    return readTndLbNodeAddrKey(b, 0);
+  },
+};
+
+function writeTndLbNodeAddrKey(b: Buffer, o: number, v: TndLbNodeAddrKey): void {
+  putBytes(b, o + 0, 16, v.addr, 'tnd_lb_node_addr_key.addr');
+  b.writeUInt8(v.family, o + 16);
+}
+
+function readTndLbNodeAddrKey(b: Buffer, o: number): TndLbNodeAddrKey {
+  return {
+    addr: Buffer.from(b.subarray(o + 0, o + 0 + 16)),
+    family: b.readUInt8(o + 16),
   };
 }
 
@@ -1056,6 +1150,7 @@ export const tndCtDirNames: Record<number, string> = {
 export const TndCtFlags = {
   TND_CT_F_TO_PROXY: 1,
   TND_CT_F_FROM_PROXY: 2,
+  TND_CT_F_LB: 4,
 } as const;
 export type TndCtFlags = (typeof TndCtFlags)[keyof typeof TndCtFlags];
 
@@ -1063,6 +1158,7 @@ export type TndCtFlags = (typeof TndCtFlags)[keyof typeof TndCtFlags];
 export const tndCtFlagsNames: Record<number, string> = {
   1: 'TND_CT_F_TO_PROXY',
   2: 'TND_CT_F_FROM_PROXY',
+  4: 'TND_CT_F_LB',
 };
 
 /** enum tnd_ct_state. */
@@ -1106,6 +1202,10 @@ export const TndDropReason = {
   DROP_PROXY_NO_SOCKET: 149,
   DROP_PROXY_UNSUPPORTED: 150,
   DROP_PROXY_WITHDRAWN: 151,
+  DROP_NAT_FAILED: 152,
+  DROP_NO_SERVICE_BACKEND: 153,
+  DROP_NAT_NO_PORT: 154,
+  DROP_DSR_INVALID: 155,
 } as const;
 export type TndDropReason = (typeof TndDropReason)[keyof typeof TndDropReason];
 
@@ -1133,6 +1233,10 @@ export const tndDropReasonNames: Record<number, string> = {
   149: 'DROP_PROXY_NO_SOCKET',
   150: 'DROP_PROXY_UNSUPPORTED',
   151: 'DROP_PROXY_WITHDRAWN',
+  152: 'DROP_NAT_FAILED',
+  153: 'DROP_NO_SERVICE_BACKEND',
+  154: 'DROP_NAT_NO_PORT',
+  155: 'DROP_DSR_INVALID',
 };
 
 /** enum tnd_endpoint_flags. */
