@@ -3,5 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s -C bpf
+# The CNI plugin binary: a small native program (see native/tendril-cni.c for why).
+mkdir -p build/bin
+clang-19 -O2 -Wall -Wextra -Werror -o build/bin/tendril-cni native/tendril-cni.c
 node tools/gen-codecs.mjs
 npx tsc -p tsconfig.json
