@@ -17,6 +17,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TndCtFlags, TndCtDir, TndEventType, TndDropReason, TndLbNatDir, TndLbNatFlags, TndFamily, TndMark } from '../../src/bpf/generated/wire.js';
 import { PROTO_TCP } from '../../src/common/policy-entry.js';
+import { dropReasonText } from '../../src/monitor/event.js';
 import * as P from './packets.js';
 import {
   Datapath,
@@ -255,6 +256,7 @@ describe('lxc.o per-packet LB: a service without backends refuses at once', () =
     assertChecksums(r.data, 'refusal');
     assert.equal(r.events.length, 1);
     assertEvent(r.events[0]!, { type: TndEventType.TND_EVENT_DROP, reason: TndDropReason.DROP_NO_SERVICE_BACKEND, endpointId: POD.id }, 'drop');
+    assert.equal(dropReasonText(r.events[0]!.reason), 'service has no backend (refused)', 'as tendril monitor shows it');
     assert.equal(dp.lb.natCount(), 0);
     assert.equal(dp.ctCount(), 0);
     // Marked as our own reply: to_container lets it into the pod.
