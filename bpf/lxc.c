@@ -54,12 +54,16 @@
 #include "ndisc.h"
 #include "icmp.h"
 #include "csum.h"
+#include "lb.h"
+#include "lb_nat.h"
+#include "reject.h"
 #include "wire.h"
 
 #include <linux/stddef.h>
 
 DECLARE_CONFIG(struct tnd_lxc_config);
 WIRE_TYPES_IN_BTF();
+LB_NAT_TYPES_IN_BTF();
 
 #define IPV4_ENABLED CONFIG_HAS(TND_LXC_IPV4)
 #define IPV6_ENABLED CONFIG_HAS(TND_LXC_IPV6)
@@ -311,12 +315,14 @@ __noinline int proxy_recheck(const struct pkt *p, const struct tnd_ct_key *k,
  * connection into the L7 proxy and no entry was made (the caller steers it
  * or drops it). res->flags tells a known L7 flow (TND_CT_F_TO_PROXY). A
  * proxy upstream connection (TND_CT_F_FROM_PROXY) is never re-checked.
+ * A new entry gets new_flags; with lb_rev, also TND_CT_F_LB when the packet
+ * was load-balanced before it reached the endpoint (lb_rev_ct_flags()).
  */
 static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 				     __u16 endpoint_id, __u32 ifindex,
 				     struct flow_ids *ids, __u64 now,
-				     __u32 gen, int reply_first,
-				     struct ct_result *res)
+				     __u32 gen, int reply_first, __u8 new_flags,
+				     int lb_rev, struct ct_result *res)
 {
 	struct tnd_ct_key rkey;
 	struct tnd_ct_entry *e;
@@ -348,7 +354,9 @@ static __always_inline int ct_policy(struct pkt *p, __u8 dir,
 		return CTX_PROXY;
 	if (ret != CTX_OK)
 		return CTX_DROP;
-	ct_create(p, endpoint_id, now, gen, 0, res);
+	if (lb_rev)
+		new_flags |= lb_rev_ct_flags(p);
+	ct_create(p, endpoint_id, now, gen, new_flags, res);
 	return CTX_OK;
 }
 
@@ -360,24 +368,25 @@ static __always_inline int ct_policy(struct pkt *p, __u8 dir,
  * (deliver_local()): so everything about the destination comes from the
  * arguments (its policy by endpoint_id in the node-wide tnd_policy), never
  * from CONFIG. Returns CTX_OK to go on, CTX_PROXY (ct_policy()), or a
- * drop verdict.
+ * drop verdict; res tells the caller about the connection (a reply of a
+ * load-balanced one needs its reverse translation).
  */
 static __always_inline int endpoint_ingress(struct pkt *p, __u16 endpoint_id,
 					    __u32 ifindex, int trace_all,
 					    struct flow_ids *ids, __u64 now,
-					    __u32 gen, int reply_first)
+					    __u32 gen, int reply_first,
+					    int lb_rev, struct ct_result *res)
 {
-	struct ct_result res;
 	int ret;
 
 	ret = ct_policy(p, TND_CT_INGRESS, endpoint_id, ifindex, ids, now, gen,
-			reply_first, &res);
+			reply_first, 0, lb_rev, res);
 	if (ret != CTX_OK)
 		return ret;
 	metrics_add(TND_METRIC_DELIVERED, p->len);
-	if (trace_wanted(&res, trace_all))
+	if (trace_wanted(res, trace_all))
 		trace_at(p, TND_OBS_TO_ENDPOINT, ifindex, endpoint_id, 0,
-			 res.state);
+			 res->state);
 	return CTX_OK;
 }
 
@@ -390,11 +399,12 @@ static __always_inline int endpoint_ingress(struct pkt *p, __u16 endpoint_id,
 static __always_inline int deliver_local(struct pkt *p,
 					 const struct tnd_endpoint_info *info,
 					 struct flow_ids *ids, __u64 now,
-					 __u32 gen, int reply_first)
+					 __u32 gen, int reply_first,
+					 struct ct_result *res)
 {
 	return endpoint_ingress(p, info->endpoint_id, info->ifindex,
 				info->flags & TND_ENDPOINT_TRACE_ALL, ids, now,
-				gen, reply_first);
+				gen, reply_first, 0, res);
 }
 
 /*
@@ -412,13 +422,18 @@ static __always_inline int to_stack(const struct __ctx_buff *ctx,
 	return CTX_OK;
 }
 
+/* proxy_steer()'s pflags bit beyond enum tnd_proxy_flags: the flow was load-balanced. */
+#define PROXY_LB 0x100
+
 /*
  * A new connection the policy redirects into the L7 proxy (pflags: whose
  * policy did, enum tnd_proxy_flags; dst_endpoint: the destination endpoint
  * or 0): the listener is assigned to its SYN (proxy_assign()), the packet
  * marked TND_MARK_TO_PROXY and handed to the node's stack unchanged, the
  * flow recorded for the proxy, and the source's egress entry made with
- * TND_CT_F_TO_PROXY. No entry at the destination: it only ever talks to the
+ * TND_CT_F_TO_PROXY (and TND_CT_F_LB when pflags has PROXY_LB: a flow to
+ * a service, whose replies from the proxy come back as the backend). No entry at the
+ * destination: it only ever talks to the
  * proxy. Any failure drops (about the source endpoint, with the verdict).
  * CTX_OK or CTX_DROP; global (two call sites, slow path).
  */
@@ -451,10 +466,11 @@ __noinline int proxy_steer(struct __sk_buff *ctx, struct pkt *p,
 	flow.dst_identity = ids->dst;
 	flow.src_endpoint = CONFIG.endpoint_id;
 	flow.dst_endpoint = dst_endpoint;
-	flow.flags = pflags;
+	flow.flags = pflags & ~PROXY_LB;
 	proxy_flow_record(&p->tuple, &flow);
 	ct_create(p, CONFIG.endpoint_id, ct_now(), policy_generation(),
-		  TND_CT_F_TO_PROXY, &res);
+		  TND_CT_F_TO_PROXY | ((pflags & PROXY_LB) ? TND_CT_F_LB : 0),
+		  &res);
 	metrics_add(TND_METRIC_TO_PROXY, p->len);
 	trace_at(p, TND_OBS_FROM_ENDPOINT, ctx_ifindex(ctx), CONFIG.endpoint_id,
 		 0, res.state);
@@ -478,15 +494,96 @@ static __always_inline int to_proxy(struct __ctx_buff *ctx,
 }
 
 /*
+ * Per-packet load balancing (lb_nat.h), global functions: verified once,
+ * and only packets of services reach them. They return 0 or -DROP_...,
+ * and the caller reports the drop: a drop_at() call from inside them
+ * would stack three frames on the program's own.
+ */
+
+/* The reverse translation of a load-balanced reply (lb_nat_rev()). */
+__noinline int lb_reply_rev(struct __sk_buff *ctx, struct pkt *p, __u64 now)
+{
+	if (!ctx || !p)
+		return -DROP_NAT_FAILED;
+	return lb_nat_rev(ctx, p, now);
+}
+
+/* lb_reply_rev() and the drop it may end in, observed at obs. */
+static __always_inline int lb_reply(struct __ctx_buff *ctx, struct pkt *p,
+				    __u64 now, __u8 obs)
+{
+	int ret = lb_reply_rev(ctx, p, now);
+
+	if (ret < 0)
+		return drop(ctx, p, -ret, obs);
+	return CTX_OK;
+}
+
+/*
+ * The service has no backend for this new connection: the pod gets the
+ * answer of a closed port at once (reject.h), from the frontend's address,
+ * and a drop event says why. Packets that get no answer are just dropped.
+ * Global, and called from the program itself: its reply buffers and
+ * lb_from_pod()'s keys never share one stack.
+ */
+__noinline int lb_refuse(struct __sk_buff *ctx, struct pkt *p)
+{
+	int ret;
+
+	if (!ctx || !p)
+		return CTX_DROP;
+	drop(ctx, p, DROP_NO_SERVICE_BACKEND, TND_OBS_FROM_ENDPOINT);
+	ret = reject_reply(ctx, p, CONFIG.mac, CONFIG.router_mac);
+	if (ret)
+		return CTX_DROP;
+	ctx_set_mark(ctx, TND_MARK_LOCAL_REPLY);
+	return ctx_redirect(ctx_ifindex(ctx));
+}
+
+/*
+ * A pod's packet to a cluster-scope frontend (svc): translated to its
+ * flow's backend (lb_nat_fwd()); the caller goes on with the backend's
+ * tuple. -DROP_NO_SERVICE_BACKEND: lb_refuse().
+ */
+__noinline int lb_from_pod(struct __sk_buff *ctx, struct pkt *p,
+			   const struct tnd_lb_service *svc)
+{
+	if (!ctx || !p || !svc)
+		return -DROP_NAT_FAILED;
+	return lb_nat_fwd(ctx, p, svc, CONFIG.maglev_size, ct_now());
+}
+
+/*
+ * to_container: a packet that may carry a DSR option (IPv4 options or an
+ * IPv6 extension header): the option is read, removed and its REV entry
+ * written (lb_dsr_recv()). 0, or -DROP_...
+ */
+__noinline int lb_dsr(struct __sk_buff *ctx, struct pkt *p, __u64 now)
+{
+	int ret;
+
+	if (!ctx || !p)
+		return -DROP_DSR_INVALID;
+	ret = lb_dsr_recv(ctx, p, now);
+	return ret < 0 ? ret : 0;
+}
+
+/*
  * Unicast leaving the pod, after the pod's conntrack and egress policy:
  * to a local endpoint (the established-flow fast path), to the stack, or
- * (L7 policy) into the proxy.
+ * (L7 policy) into the proxy. lb_flags: TND_CT_F_LB when the packet was
+ * just translated for a service (its tuple is the backend's), for the
+ * entry a new connection gets. Per-packet LB replies are translated here:
+ * a backend's reply of a flow balanced before the backend (REV without
+ * AT_CLIENT) before it is routed, a reply into a local client of a flow
+ * its from_container balanced before it is delivered.
  */
-static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
+static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p,
+				   __u8 lb_flags)
 {
 	struct flow_ids ids = { IDENTITY_UNRESOLVED, IDENTITY_UNRESOLVED };
 	struct tnd_endpoint_info *info;
-	struct ct_result res;
+	struct ct_result res, dres;
 	struct ethhdr *eth;
 	void *data, *data_end;
 	__u64 now;
@@ -504,7 +601,7 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 	now = ct_now();
 	gen = policy_generation();
 	ret = ct_policy(p, TND_CT_EGRESS, CONFIG.endpoint_id, ctx_ifindex(ctx),
-			&ids, now, gen, 0, &res);
+			&ids, now, gen, 0, lb_flags, 0, &res);
 	if (unlikely(ret != CTX_OK)) {
 		__u32 pflags = TND_PROXY_F_EGRESS;
 
@@ -520,10 +617,13 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 				return CTX_DROP;
 		}
 		return proxy_steer(ctx, p, &ids, info ? info->endpoint_id : 0,
-				   pflags);
+				   pflags | (lb_flags ? PROXY_LB : 0));
 	}
 	if (unlikely(res.flags & TND_CT_F_TO_PROXY))
 		return to_proxy(ctx, p, &res);
+	if (unlikely((res.flags & TND_CT_F_LB) && res.reply) &&
+	    lb_reply(ctx, p, now, TND_OBS_FROM_ENDPOINT) != CTX_OK)
+		return CTX_DROP;
 	if (!info)
 		return to_stack(ctx, p, &res);
 
@@ -536,11 +636,12 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 	 * redirect by its policy hands the packet to the stack unchanged.
 	 * A reply out of here is most likely a reply into there too.
 	 */
-	ret = deliver_local(p, info, &ids, now, gen, res.reply);
+	ret = deliver_local(p, info, &ids, now, gen, res.reply, &dres);
 	if (unlikely(ret != CTX_OK)) {
 		if (ret == CTX_PROXY &&
 		    proxy_steer(ctx, p, &ids, info->endpoint_id,
-				TND_PROXY_F_INGRESS) == CTX_OK)
+				TND_PROXY_F_INGRESS |
+					(lb_flags ? PROXY_LB : 0)) == CTX_OK)
 			return CTX_OK;
 		/* Refused by the destination: the packet leaves no state behind. */
 		if (res.created) {
@@ -549,6 +650,9 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p)
 		}
 		return CTX_DROP;
 	}
+	if (unlikely((dres.flags & TND_CT_F_LB) && dres.reply) &&
+	    lb_reply(ctx, p, now, TND_OBS_TO_ENDPOINT) != CTX_OK)
+		return CTX_DROP;
 
 	/* Route: the destination's MACs, TTL minus one (direct writes, no helper). */
 	data = ctx_data(ctx);
@@ -656,7 +760,9 @@ int from_container(struct __sk_buff *ctx)
 {
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
 	struct ethhdr *eth = data;
+	struct tnd_lb_service *svc;
 	struct pkt p = {};
+	__u8 lb = 0;
 	int ret;
 
 	p.len = ctx_len(ctx);
@@ -681,9 +787,19 @@ int from_container(struct __sk_buff *ctx)
 	default:
 		return drop(ctx, &p, DROP_UNSUPPORTED_L3, TND_OBS_FROM_ENDPOINT);
 	}
-	if (ret == CTX_CONTINUE)
-		return forward(ctx, &p);
-	return ret;
+	if (ret != CTX_CONTINUE)
+		return ret;
+	/* A service's frontend: balanced first, then judged as the backend. */
+	svc = lb_cluster_service(&p);
+	if (unlikely(svc != NULL)) {
+		ret = lb_from_pod(ctx, &p, svc);
+		if (ret == -DROP_NO_SERVICE_BACKEND)
+			return lb_refuse(ctx, &p);
+		if (ret < 0)
+			return drop(ctx, &p, -ret, TND_OBS_FROM_ENDPOINT);
+		lb = TND_CT_F_LB;
+	}
+	return forward(ctx, &p, lb);
 disabled:
 	return drop(ctx, &p, DROP_FAMILY_DISABLED, TND_OBS_FROM_ENDPOINT);
 }
@@ -724,9 +840,11 @@ int to_container(struct __sk_buff *ctx)
 {
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
 	struct ethhdr *eth = data;
+	struct ct_result res;
 	struct flow_ids ids;
 	struct pkt p = {};
 	__u32 mark = ctx_mark(ctx);
+	__u64 now;
 	int ret;
 
 	if (mark == TND_MARK_LOCAL_REPLY) {
@@ -767,16 +885,28 @@ int to_container(struct __sk_buff *ctx)
 		return drop(ctx, &p, -ret, TND_OBS_TO_ENDPOINT);
 	if (unlikely(mark == TND_MARK_FROM_PROXY))
 		return from_proxy(ctx, &p);
+	now = ct_now();
+	/* Options or extension headers: maybe a DSR flow's frontend. */
+	if (unlikely(p.l4_off > (p.tuple.family == TND_AF_INET ?
+					 LB_IPV4_OPT_OFF : LB_IPV6_EXT_OFF))) {
+		ret = lb_dsr(ctx, &p, now);
+		if (ret < 0)
+			return drop(ctx, &p, -ret, TND_OBS_TO_ENDPOINT);
+	}
 	ids.src = IDENTITY_UNRESOLVED;
 	ids.dst = IDENTITY_UNRESOLVED;
 	ret = endpoint_ingress(&p, CONFIG.endpoint_id, ctx_ifindex(ctx),
-			       TRACE_ALL, &ids, ct_now(), policy_generation(), 0);
+			       TRACE_ALL, &ids, now, policy_generation(), 0, 1,
+			       &res);
 	/*
 	 * A redirect entering from the node's stack: tc egress cannot assign
 	 * the proxy's socket, and the flow must not arrive directly.
 	 */
 	if (unlikely(ret == CTX_PROXY))
 		return drop(ctx, &p, DROP_PROXY_UNSUPPORTED, TND_OBS_TO_ENDPOINT);
+	/* The reply of a service's flow this pod opened: back to the frontend. */
+	if (ret == CTX_OK && unlikely((res.flags & TND_CT_F_LB) && res.reply))
+		return lb_reply(ctx, &p, now, TND_OBS_TO_ENDPOINT);
 	return ret;
 disabled:
 	return drop(ctx, &p, DROP_FAMILY_DISABLED, TND_OBS_TO_ENDPOINT);

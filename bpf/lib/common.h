@@ -573,6 +573,9 @@ struct tnd_lxc_config {
 	__u8 router_ip4[4];
 	__u8 ip6[TND_ADDR_LEN];
 	__u8 router_ip6[TND_ADDR_LEN];
+	__u32 maglev_size;          /* M of the node's tnd_lb_maglev (per-packet LB);
+	                             * 0: no table is read, services refuse */
+	__u32 pad;
 };
 
 #endif /* TND_COMMON_H */

@@ -168,9 +168,20 @@ static __always_inline int nat_rewrite(struct __ctx_buff *ctx, struct pkt *p,
 		return -DROP_NAT_FAILED;
 	if (p->tuple.proto == IPPROTO_UDP)
 		l4_flags |= BPF_F_MARK_MANGLED_0;
+	/*
+	 * IPv6 has no header checksum to absorb the address change: without
+	 * the flag the helper would also move a CHECKSUM_COMPLETE skb->csum,
+	 * which the changed address and L4 checksum already cancel out.
+	 */
+	if (p->tuple.family == TND_AF_INET6)
+		l4_flags |= BPF_F_IPV6;
 	if (bpf_skb_load_bytes(ctx, aoff, old, words * 4) < 0)
 		return -DROP_NAT_FAILED;
-	__builtin_memcpy(naddr, addr, words * 4);
+	/* Constant sizes: BPF has no memcpy of a variable length. */
+	if (words == 1)
+		__builtin_memcpy(naddr, addr, 4);
+	else
+		__builtin_memcpy(naddr, addr, TND_ADDR_LEN);
 	diff = bpf_csum_diff(old, words * 4, naddr, words * 4, 0);
 	if (diff < 0)
 		return -DROP_NAT_FAILED;

@@ -25,9 +25,17 @@ import {
   TndLxcFlags,
   TndCtEntry,
   TndCtKey,
+  TndLbBackend,
+  TndLbBackendState,
+  TndLbNat,
+  TndLbNatDir,
+  TndLbScope,
+  TndLbService,
+  TndLbServiceFlags,
+  TndLbServiceKey,
   tndDropReasonNames,
 } from '../../src/bpf/generated/wire.js';
-import { NODE_MAPS } from '../../src/datapath/node-maps.js';
+import { LXC_LB_MAPS, NODE_MAPS } from '../../src/datapath/node-maps.js';
 import { IpcacheMap } from '../../src/datapath/ipcache-map.js';
 import { PolicyMaps, allowAllEntries } from '../../src/datapath/policy-maps.js';
 import { ProxyConfigMap, ProxyFlowMap } from '../../src/datapath/proxy-maps.js';
@@ -100,7 +108,12 @@ export interface DatapathOptions {
   peerFlags?: number;
   /** Install allow-all policies for POD and PEER (default true). */
   allowAll?: boolean;
+  /** M of the Maglev map (CONFIG.maglev_size and the map's value size); default LB_M. */
+  maglevSize?: number;
 }
+
+/** The Maglev table size the packet tests use: small, so a test writes whole tables. */
+export const LB_M = 7;
 
 /** One loaded lxc.o for POD, with PEER and POD in tnd_endpoints and the event ring read after each run. */
 export class Datapath implements Disposable {
@@ -113,10 +126,17 @@ export class Datapath implements Disposable {
   private readonly pending: TndEvent[] = [];
   private readonly peerFlags: number;
   private peer?: BpfObject;
+  readonly maglevSize: number;
+  /** The load balancer's maps, written as the agent's LbMaps would. */
+  readonly lb: LbTables;
 
   constructor(o: DatapathOptions = {}) {
     this.peerFlags = o.peerFlags ?? 0;
-    this.obj = BpfObject.open(LXC, { constants: { CONFIG: lxcConfig(POD, o.flags ?? ALL) } });
+    this.maglevSize = o.maglevSize ?? LB_M;
+    this.obj = BpfObject.open(LXC, {
+      constants: { CONFIG: lxcConfig(POD, o.flags ?? ALL, this.maglevSize) },
+      valueSizes: { tnd_lb_maglev: this.maglevSize * 4 },
+    });
     try {
       this.obj.load();
       this.reader = new RingBufferReader(this.obj.map('tnd_events'), (rec) => this.pending.push(TndEvent.decode(rec)));
@@ -129,6 +149,7 @@ export class Datapath implements Disposable {
     this.ipcache = new IpcacheMap(this.obj.map('tnd_ipcache'));
     this.proxyConfig = new ProxyConfigMap(this.obj.map('tnd_proxy_config'));
     this.proxyFlows = new ProxyFlowMap(this.obj.map('tnd_proxy_flows'));
+    this.lb = new LbTables(this.obj, this.maglevSize);
     this.addEndpoint(POD);
     this.addEndpoint(PEER);
     if (o.allowAll ?? true) {
@@ -154,8 +175,12 @@ export class Datapath implements Disposable {
   /** PEER's own lxc.o on the same maps: PEER's packets leave through it (its replies to POD). */
   private peerObject(): BpfObject {
     if (!this.peer) {
-      const reuseMaps = Object.fromEntries(NODE_MAPS.map((n) => [n, this.obj.map(n)]));
-      const peer = BpfObject.open(LXC, { constants: { CONFIG: lxcConfig(PEER, ALL) }, reuseMaps });
+      const reuseMaps = Object.fromEntries([...NODE_MAPS, ...LXC_LB_MAPS].map((n) => [n, this.obj.map(n)]));
+      const peer = BpfObject.open(LXC, {
+        constants: { CONFIG: lxcConfig(PEER, ALL, this.maglevSize) },
+        valueSizes: { tnd_lb_maglev: this.maglevSize * 4 },
+        reuseMaps,
+      });
       try {
         peer.load();
       } catch (err) {
@@ -213,7 +238,7 @@ export class Datapath implements Disposable {
 }
 
 /** An endpoint's CONFIG. */
-export function lxcConfig(ep: Endpoint, flags: number): Buffer {
+export function lxcConfig(ep: Endpoint, flags: number, maglevSize = LB_M): Buffer {
   return TndLxcConfig.encode({
     endpointId: ep.id,
     flags,
@@ -224,7 +249,108 @@ export function lxcConfig(ep: Endpoint, flags: number): Buffer {
     routerIp4: ROUTER4,
     ip6: ep.ip6,
     routerIp6: ROUTER6,
+    maglevSize,
   });
+}
+
+const familyOf = (a: Buffer) => (a.length === 4 ? TndFamily.TND_AF_INET : TndFamily.TND_AF_INET6);
+
+export interface ServiceSpec {
+  addr: Buffer;
+  port: number;
+  proto?: number;
+  id: number;
+  maglevId: number;
+  activeBackends: number;
+  affinityTimeoutS?: number;
+}
+
+export interface BackendSpec {
+  addr: Buffer;
+  port: number;
+  proto?: number;
+  terminating?: boolean;
+}
+
+/** A tnd_lb_nat key: a tuple in a direction (TndLbNatDir). */
+export type NatTuple = Omit<Parameters<typeof TndCtKey.encode>[0], 'dir'>;
+
+/** The LB maps of a Datapath (lb.h), with the values the agent would write. */
+export class LbTables {
+  constructor(
+    private readonly obj: BpfObject,
+    readonly maglevSize: number,
+  ) {}
+
+  service(s: ServiceSpec): void {
+    const key = TndLbServiceKey.encode({
+      addr: addr16(s.addr),
+      port: P.be16(s.port),
+      proto: s.proto ?? P.IPPROTO_TCP,
+      family: familyOf(s.addr),
+      scope: TndLbScope.TND_LB_SCOPE_CLUSTER,
+    });
+    const value = TndLbService.encode({
+      serviceId: s.id,
+      maglevId: s.maglevId,
+      activeBackends: s.activeBackends,
+      flags: s.affinityTimeoutS ? TndLbServiceFlags.TND_LB_F_AFFINITY : 0,
+      affinityTimeoutS: s.affinityTimeoutS ?? 0,
+    });
+    this.obj.map('tnd_lb_services').update(key, value);
+  }
+
+  /** A backend, with its connection counter at 0 (as LbMaps.setBackend). */
+  backend(id: number, b: BackendSpec): void {
+    const value = TndLbBackend.encode({
+      addr: addr16(b.addr),
+      port: P.be16(b.port),
+      proto: b.proto ?? P.IPPROTO_TCP,
+      family: familyOf(b.addr),
+      state: b.terminating ? TndLbBackendState.TND_LB_BACKEND_TERMINATING : TndLbBackendState.TND_LB_BACKEND_ACTIVE,
+    });
+    this.obj.map('tnd_lb_backends').update(u32key(id), value);
+    const conns = this.obj.map('tnd_lb_backend_conns');
+    if (!conns.lookup(u32key(id))) conns.update(u32key(id), Buffer.alloc(conns.valueBufferSize));
+  }
+
+  deleteBackend(id: number): void {
+    this.obj.map('tnd_lb_backends').delete(u32key(id));
+  }
+
+  /** Table `id`: every slot names `ids[slot % ids.length]` (a whole table of one backend: [id]). */
+  maglev(id: number, ids: number[]): void {
+    const v = Buffer.alloc(this.maglevSize * 4);
+    for (let i = 0; i < this.maglevSize; i++) v.writeUInt32LE(ids[i % ids.length]!, i * 4);
+    this.obj.map('tnd_lb_maglev').update(u32key(id), v);
+  }
+
+  /** Connections counted for a backend, summed over CPUs. */
+  connections(id: number): number {
+    const v = this.obj.map('tnd_lb_backend_conns').lookup(u32key(id));
+    let n = 0n;
+    for (let at = 0; v && at + 8 <= v.length; at += 8) n += v.readBigUInt64LE(at);
+    return Number(n);
+  }
+
+  nat(t: NatTuple, dir: TndLbNatDir): TndLbNat | undefined {
+    const v = this.obj.map('tnd_lb_nat').lookup(TndCtKey.encode({ ...t, dir }));
+    return v && TndLbNat.decode(v);
+  }
+
+  setNat(t: NatTuple, dir: TndLbNatDir, n: TndLbNat): void {
+    this.obj.map('tnd_lb_nat').update(TndCtKey.encode({ ...t, dir }), TndLbNat.encode(n));
+  }
+
+  natCount(): number {
+    return this.obj.map('tnd_lb_nat').lookupBatch().length;
+  }
+}
+
+function u32key(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
 }
 
 /** sizeof(struct __sk_buff): the kernel refuses to write back less of it (ENOSPC). */
@@ -273,6 +399,12 @@ export const tuple4 = (src: Buffer, dst: Buffer, sport: number, dport: number, p
   dport: P.be16(dport),
   proto,
   family: TndFamily.TND_AF_INET,
+});
+
+/** A conntrack (or tnd_lb_nat) key without dir, of either family by the address size. */
+export const tuple = (src: Buffer, dst: Buffer, sport: number, dport: number, proto = P.IPPROTO_TCP) => ({
+  ...tuple4(src, dst, sport, dport, proto),
+  family: familyOf(src),
 });
 
 /** Compares the given fields of an event; drop reasons by name, so a failure reads well. */

@@ -116,12 +116,15 @@ export interface Ipv4Fields {
   fragOff?: number;
   /** IP options, a multiple of 4 bytes */
   options?: Buffer;
+  /** type of service / DSCP+ECN byte (default 0) */
+  tos?: number;
 }
 
 export function ipv4(f: Ipv4Fields, payload: Buffer): Buffer {
   const opts = f.options ?? Buffer.alloc(0);
   const h = Buffer.alloc(20 + opts.length);
   h[0] = 0x40 | (h.length / 4);
+  h[1] = f.tos ?? 0;
   h.writeUInt16BE(h.length + payload.length, 2);
   h.writeUInt16BE(f.id ?? 0x1234, 4);
   h.writeUInt16BE(f.fragOff ?? 0x4000, 6);
@@ -194,6 +197,8 @@ export interface TcpFields {
   seq?: number;
   ack?: number;
   payload?: Buffer;
+  /** default 65535 */
+  window?: number;
 }
 
 export function tcp(src: Buffer, dst: Buffer, f: TcpFields): Buffer {
@@ -204,7 +209,7 @@ export function tcp(src: Buffer, dst: Buffer, f: TcpFields): Buffer {
   h.writeUInt32BE(f.ack ?? 0, 8);
   h[12] = 5 << 4;
   h[13] = f.flags;
-  h.writeUInt16BE(65535, 14);
+  h.writeUInt16BE(f.window ?? 65535, 14);
   return withL4Checksum(Buffer.concat([h, f.payload ?? Buffer.alloc(0)]), 16, src, dst, IPPROTO_TCP);
 }
 
@@ -292,4 +297,30 @@ export function sctp(sport: number, dport: number, o: { vtag?: number; chunks?: 
   const pkt = Buffer.concat([h, o.chunks ?? sctpInit(0x11223344)]);
   pkt.writeUInt32LE(crc32c(pkt), 8);
   return pkt;
+}
+
+/** The DSR option of IPv4 (bpf/lib/common.h struct tnd_dsr_opt4): type 0x9e, length 8, port, address. */
+export function dsrOption4(addr: Buffer, port: number, o: { type?: number; len?: number } = {}): Buffer {
+  const b = Buffer.alloc(8);
+  b[0] = o.type ?? 0x9e;
+  b[1] = o.len ?? 8;
+  b.writeUInt16BE(port, 2);
+  addr.copy(b, 4);
+  return b;
+}
+
+export const IPPROTO_DSTOPTS = 60;
+
+/** The DSR destination options header of IPv6 (struct tnd_dsr_opt6): option 0x1e (18 bytes) and a PadN, 24 bytes. */
+export function dsrOption6(nextHeader: number, addr: Buffer, port: number, o: { len?: number; hdrlen?: number } = {}): Buffer {
+  const b = Buffer.alloc(24);
+  b[0] = nextHeader;
+  b[1] = o.hdrlen ?? 2;
+  b[2] = 0x1e;
+  b[3] = o.len ?? 18;
+  b.writeUInt16BE(port, 4);
+  addr.copy(b, 6);
+  b[22] = 1; // PadN
+  b[23] = 0;
+  return b;
 }

@@ -57,6 +57,7 @@ describe('generated codecs', () => {
       routerIp4: Buffer.from([10, 200, 0, 1]),
       ip6: Buffer.alloc(16, 1),
       routerIp6: Buffer.alloc(16, 2),
+      maglevSize: 16381,
     };
     const back = TndLxcConfig.decode(TndLxcConfig.encode(cfg));
     for (const [k, v] of Object.entries(cfg)) assert.deepEqual((back as unknown as Record<string, unknown>)[k], v, k);

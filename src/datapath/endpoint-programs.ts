@@ -7,7 +7,7 @@
 import { BpfObject, attachTc, bpfObjectPath, queryTc } from '../bpf/index.js';
 import { TndLxcConfig, TndLxcFlags } from '../bpf/generated/wire.js';
 import { parseIP, parseMac } from '../common/ip.js';
-import { NODE_MAPS, type NodeMaps } from './node-maps.js';
+import { LXC_LB_MAPS, NODE_MAPS, type NodeMaps } from './node-maps.js';
 
 export interface EndpointDatapathSpec {
   id: number;
@@ -27,7 +27,8 @@ const DIRECTIONS = [
   ['egress', 'to_container'],
 ] as const;
 
-export function endpointConfig(spec: EndpointDatapathSpec): TndLxcConfig {
+/** maglevSize: M of the node's Maglev map (NodeMaps.lb()). */
+export function endpointConfig(spec: EndpointDatapathSpec, maglevSize = 0): TndLxcConfig {
   let flags = TndLxcFlags.TND_LXC_IPV4 | TndLxcFlags.TND_LXC_IPV6;
   if (spec.traceAll) flags |= TndLxcFlags.TND_LXC_TRACE_ALL;
   return {
@@ -40,6 +41,7 @@ export function endpointConfig(spec: EndpointDatapathSpec): TndLxcConfig {
     routerIp4: Buffer.from(parseIP(spec.routerIPv4).bytes),
     ip6: Buffer.from(parseIP(spec.ipv6).bytes),
     routerIp6: Buffer.from(parseIP(spec.routerIPv6).bytes),
+    maglevSize,
   };
 }
 
@@ -60,11 +62,16 @@ export class LoadedEndpointPrograms implements Disposable {
   }
 }
 
-/** Loads lxc.o specialised for one endpoint, sharing the node's maps. */
+/** Loads lxc.o specialised for one endpoint, sharing the node's maps (the LB maps included). */
 export function loadEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): LoadedEndpointPrograms {
-  const reuse = Object.fromEntries(NODE_MAPS.map((name) => [name, maps.raw.get(name)!]));
+  const lb = maps.lb();
+  const reuse = {
+    ...Object.fromEntries(NODE_MAPS.map((name) => [name, maps.raw.get(name)!])),
+    ...Object.fromEntries(LXC_LB_MAPS.map((name) => [name, lb.raw.get(name)!])),
+  };
   const obj = BpfObject.open(bpfObjectPath('lxc.o'), {
-    constants: { CONFIG: TndLxcConfig.encode(endpointConfig(spec)) },
+    constants: { CONFIG: TndLxcConfig.encode(endpointConfig(spec, lb.maglevSize)) },
+    valueSizes: { tnd_lb_maglev: lb.maglevSize * 4 },
     reuseMaps: reuse,
   });
   try {

@@ -1,9 +1,17 @@
 /**
  * The node-wide maps every endpoint program shares: created and pinned by the
  * first load, reused from their pins afterwards (also by a restarted agent).
+ *
+ * The load balancer's maps (bpf/lib/lb.h) are the node's too, shared with
+ * sock.o (LbMaps) and xdp.o under the same pins. lxc.o opens them only when
+ * a program first needs them, so that LbMaps, which the agent opens right
+ * after NodeMaps, is what creates the Maglev map with the M it was asked
+ * for; whichever comes second reuses the pins. Should the endpoint programs
+ * come first, they create it with the M given to NodeMaps.open() (default
+ * 16381, LbMaps' default too), never with a size LbMaps would not agree to.
  */
 import { mkdirSync } from 'node:fs';
-import { BpfMap, BpfObject, TypedMap, bpfObjectPath } from '../bpf/index.js';
+import { BpfError, BpfMap, BpfObject, TypedMap, bpfObjectPath } from '../bpf/index.js';
 import {
   TndCtEntry,
   TndCtKey,
@@ -15,6 +23,7 @@ import { PinPaths } from './paths.js';
 import { IpcacheMap } from './ipcache-map.js';
 import { PolicyMaps } from './policy-maps.js';
 import { PROXY_FLOWS_MAP, ProxyConfigMap, ProxyFlowMap } from './proxy-maps.js';
+import { MAGLEV_SIZE_DEFAULT, checkMaglevSize } from './lb-maps.js';
 
 /** Maps shared by all endpoints of a node, by their names in lxc.o. */
 export const NODE_MAPS = [
@@ -30,6 +39,30 @@ export const NODE_MAPS = [
 ] as const;
 export type NodeMapName = (typeof NODE_MAPS)[number];
 
+/** The load balancer's maps lxc.o uses (every map of lb.h), by name. */
+export const LXC_LB_MAPS = [
+  'tnd_lb_services',
+  'tnd_lb_backends',
+  'tnd_lb_maglev',
+  'tnd_lb_affinity',
+  'tnd_lb_revnat',
+  'tnd_lb_backend_conns',
+  'tnd_lb_nat',
+  'tnd_lb_node_addrs',
+] as const;
+export type LxcLbMapName = (typeof LXC_LB_MAPS)[number];
+
+export interface NodeMapsOptions {
+  /** M of the Maglev map if the endpoint programs must create it (no LbMaps yet); default 16381. */
+  maglevSize?: number;
+}
+
+/** The LB maps as lxc.o shares them, and the M its CONFIG must carry. */
+export interface EndpointLbMaps {
+  readonly maglevSize: number;
+  readonly raw: ReadonlyMap<LxcLbMapName, BpfMap>;
+}
+
 export class NodeMaps implements Disposable {
   readonly endpoints: TypedMap<TndEndpointKey, TndEndpointInfo>;
   readonly conntrack: TypedMap<TndCtKey, TndCtEntry>;
@@ -40,9 +73,12 @@ export class NodeMaps implements Disposable {
   /** The flows steered into the L7 proxy (tnd_proxy_flows); proxy workers open proxyFlowsPath themselves. */
   readonly proxyFlows: ProxyFlowMap;
 
+  private lbMaps?: EndpointLbMaps;
+
   private constructor(
     readonly paths: PinPaths,
     readonly raw: ReadonlyMap<NodeMapName, BpfMap>,
+    private readonly maglevSize: number,
   ) {
     this.endpoints = new TypedMap(raw.get('tnd_endpoints')!, TndEndpointKey, TndEndpointInfo);
     this.conntrack = new TypedMap(raw.get('tnd_ct')!, TndCtKey, TndCtEntry);
@@ -58,7 +94,8 @@ export class NodeMaps implements Disposable {
   }
 
   /** Opens the pinned maps, creating and pinning any that are missing. */
-  static open(paths: PinPaths): NodeMaps {
+  static open(paths: PinPaths, options: NodeMapsOptions = {}): NodeMaps {
+    const m = checkMaglevSize(options.maglevSize ?? MAGLEV_SIZE_DEFAULT);
     mkdirSync(paths.maps, { recursive: true });
     // A throw-away load of lxc.o creates whatever is not pinned yet; maps that
     // are pinned already are reused untouched, so this is safe on restart.
@@ -73,7 +110,37 @@ export class NodeMaps implements Disposable {
     }
     const raw = new Map<NodeMapName, BpfMap>();
     for (const name of NODE_MAPS) raw.set(name, BpfMap.openPinned(`${paths.maps}/${name}`));
-    return new NodeMaps(paths, raw);
+    return new NodeMaps(paths, raw, m);
+  }
+
+  /**
+   * The node's LB maps for lxc.o, opened from their pins on first use; the
+   * ones not pinned yet are created and pinned (tnd_lb_maglev with the M
+   * of an existing pin, else the M this NodeMaps was opened with).
+   */
+  lb(): EndpointLbMaps {
+    if (this.lbMaps) return this.lbMaps;
+    const m = pinnedValueSize(`${this.paths.maps}/tnd_lb_maglev`) / 4 || this.maglevSize;
+    const obj = BpfObject.open(bpfObjectPath('lxc.o'), {
+      constants: { CONFIG: TndLxcConfig.encode({ ...defaultConfig(), maglevSize: m }) },
+      valueSizes: { tnd_lb_maglev: m * 4 },
+      pinMaps: { dir: this.paths.maps, names: [...LXC_LB_MAPS] },
+      autoload: { from_container: false, to_container: false },
+    });
+    try {
+      obj.load();
+    } finally {
+      obj.close();
+    }
+    const raw = new Map<LxcLbMapName, BpfMap>();
+    try {
+      for (const name of LXC_LB_MAPS) raw.set(name, BpfMap.openPinned(`${this.paths.maps}/${name}`));
+    } catch (err) {
+      for (const map of raw.values()) map.close();
+      throw err;
+    }
+    this.lbMaps = { maglevSize: raw.get('tnd_lb_maglev')!.valueSize / 4, raw };
+    return this.lbMaps;
   }
 
   get(name: string): BpfMap | undefined {
@@ -82,6 +149,8 @@ export class NodeMaps implements Disposable {
 
   close(): void {
     for (const map of this.raw.values()) map.close();
+    for (const map of this.lbMaps?.raw.values() ?? []) map.close();
+    delete this.lbMaps;
   }
 
   [Symbol.dispose](): void {
@@ -100,5 +169,22 @@ export function defaultConfig(): TndLxcConfig {
     routerIp4: Buffer.alloc(4),
     ip6: Buffer.alloc(16),
     routerIp6: Buffer.alloc(16),
+    maglevSize: 0,
   };
+}
+
+/** The value size of a pinned map, or 0 when nothing is pinned there. */
+function pinnedValueSize(path: string): number {
+  let map: BpfMap;
+  try {
+    map = BpfMap.openPinned(path);
+  } catch (err) {
+    if (err instanceof BpfError && err.code === 'ENOENT') return 0;
+    throw err;
+  }
+  try {
+    return map.valueSize;
+  } finally {
+    map.close();
+  }
 }

@@ -62,6 +62,10 @@ const DROP_REASON_TEXT: Record<number, string> = {
   [TndDropReason.DROP_PROXY_NO_SOCKET]: 'L7 flow without proxy connection',
   [TndDropReason.DROP_PROXY_UNSUPPORTED]: 'L7 redirect not possible on this path',
   [TndDropReason.DROP_PROXY_WITHDRAWN]: 'L7 redirect withdrawn from a proxied flow',
+  [TndDropReason.DROP_NAT_FAILED]: 'load-balancing translation failed',
+  [TndDropReason.DROP_NO_SERVICE_BACKEND]: 'service has no backend (refused)',
+  [TndDropReason.DROP_NAT_NO_PORT]: 'no free SNAT port',
+  [TndDropReason.DROP_DSR_INVALID]: 'malformed DSR option',
 };
 
 /** What a drop reason code reads as in events and `tendril monitor`. */

@@ -858,7 +858,7 @@ function readTndLbSockRevnatKey(b: Buffer, o: number): TndLbSockRevnatKey {
   };
 }
 
-/** struct tnd_lxc_config: 64 bytes. */
+/** struct tnd_lxc_config: 72 bytes. */
 export interface TndLxcConfig {
   /** __u32 endpoint_id at 0 */
   endpointId: number;
@@ -878,17 +878,19 @@ export interface TndLxcConfig {
   ip6: Buffer;
   /** __u8[16] router_ip6 at 48 */
   routerIp6: Buffer;
+  /** __u32 maglev_size at 64 */
+  maglevSize: number;
 }
 
 export const TndLxcConfig: Codec<TndLxcConfig> = {
-  size: 64,
+  size: 72,
   encode(v: TndLxcConfig): Buffer {
-    const b = Buffer.alloc(64);
+    const b = Buffer.alloc(72);
     writeTndLxcConfig(b, 0, v);
     return b;
   },
   decode(b: Buffer): TndLxcConfig {
-    need(b, 64, 'tnd_lxc_config');
+    need(b, 72, 'tnd_lxc_config');
     return readTndLxcConfig(b, 0);
   },
 };
@@ -903,6 +905,7 @@ function writeTndLxcConfig(b: Buffer, o: number, v: TndLxcConfig): void {
   putBytes(b, o + 28, 4, v.routerIp4, 'tnd_lxc_config.router_ip4');
   putBytes(b, o + 32, 16, v.ip6, 'tnd_lxc_config.ip6');
   putBytes(b, o + 48, 16, v.routerIp6, 'tnd_lxc_config.router_ip6');
+  b.writeUInt32LE(v.maglevSize, o + 64);
 }
 
 function readTndLxcConfig(b: Buffer, o: number): TndLxcConfig {
@@ -916,6 +919,7 @@ function readTndLxcConfig(b: Buffer, o: number): TndLxcConfig {
     routerIp4: Buffer.from(b.subarray(o + 28, o + 28 + 4)),
     ip6: Buffer.from(b.subarray(o + 32, o + 32 + 16)),
     routerIp6: Buffer.from(b.subarray(o + 48, o + 48 + 16)),
+    maglevSize: b.readUInt32LE(o + 64),
   };
 }
 
@@ -1328,6 +1332,34 @@ export type TndLbBackendState = (typeof TndLbBackendState)[keyof typeof TndLbBac
 export const tndLbBackendStateNames: Record<number, string> = {
   0: 'TND_LB_BACKEND_ACTIVE',
   1: 'TND_LB_BACKEND_TERMINATING',
+};
+
+/** enum tnd_lb_nat_dir. */
+export const TndLbNatDir = {
+  TND_LB_NAT_FWD: 0,
+  TND_LB_NAT_REV: 1,
+} as const;
+export type TndLbNatDir = (typeof TndLbNatDir)[keyof typeof TndLbNatDir];
+
+/** Value -> name of enum tnd_lb_nat_dir (the first name for a shared value). */
+export const tndLbNatDirNames: Record<number, string> = {
+  0: 'TND_LB_NAT_FWD',
+  1: 'TND_LB_NAT_REV',
+};
+
+/** enum tnd_lb_nat_flags. */
+export const TndLbNatFlags = {
+  TND_LB_NAT_F_SNAT: 1,
+  TND_LB_NAT_F_DSR: 2,
+  TND_LB_NAT_F_AT_CLIENT: 4,
+} as const;
+export type TndLbNatFlags = (typeof TndLbNatFlags)[keyof typeof TndLbNatFlags];
+
+/** Value -> name of enum tnd_lb_nat_flags (the first name for a shared value). */
+export const tndLbNatFlagsNames: Record<number, string> = {
+  1: 'TND_LB_NAT_F_SNAT',
+  2: 'TND_LB_NAT_F_DSR',
+  4: 'TND_LB_NAT_F_AT_CLIENT',
 };
 
 /** enum tnd_lb_scope. */
