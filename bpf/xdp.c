@@ -18,9 +18,11 @@ DECLARE_CONFIG(struct tnd_xdp_config);
 
 LB_TYPES_IN_BTF();
 
-/* Not tnd_-named: a BTF anchor for the enum TypeScript reads the stats by. */
+/* Not tnd_-named: a BTF anchor for the enums TypeScript names. */
 struct btf_xdp_types {
 	enum tnd_xdp_stat xdp_stat;
+	enum tnd_lb_nat_dir nat_dir;
+	enum tnd_lb_nat_flags nat_flags;
 };
 const volatile struct btf_xdp_types *const volatile btf_xdp_types_anchor = 0;
 

@@ -1359,6 +1359,34 @@ export const tndLbBackendStateNames: Record<number, string> = {
   1: 'TND_LB_BACKEND_TERMINATING',
 };
 
+/** enum tnd_lb_nat_dir. */
+export const TndLbNatDir = {
+  TND_LB_NAT_FWD: 0,
+  TND_LB_NAT_REV: 1,
+} as const;
+export type TndLbNatDir = (typeof TndLbNatDir)[keyof typeof TndLbNatDir];
+
+/** Value -> name of enum tnd_lb_nat_dir (the first name for a shared value). */
+export const tndLbNatDirNames: Record<number, string> = {
+  0: 'TND_LB_NAT_FWD',
+  1: 'TND_LB_NAT_REV',
+};
+
+/** enum tnd_lb_nat_flags. */
+export const TndLbNatFlags = {
+  TND_LB_NAT_F_SNAT: 1,
+  TND_LB_NAT_F_DSR: 2,
+  TND_LB_NAT_F_AT_CLIENT: 4,
+} as const;
+export type TndLbNatFlags = (typeof TndLbNatFlags)[keyof typeof TndLbNatFlags];
+
+/** Value -> name of enum tnd_lb_nat_flags (the first name for a shared value). */
+export const tndLbNatFlagsNames: Record<number, string> = {
+  1: 'TND_LB_NAT_F_SNAT',
+  2: 'TND_LB_NAT_F_DSR',
+  4: 'TND_LB_NAT_F_AT_CLIENT',
+};
+
 /** enum tnd_lb_scope. */
 export const TndLbScope = {
   TND_LB_SCOPE_CLUSTER: 0,
