@@ -22,6 +22,9 @@
  *     device or XDP_REDIRECT out of another one;
  *   - a next hop not resolved yet: DNAT only and XDP_PASS, no entries, so
  *     the stack resolves it and the flow's next packet is balanced here.
+ * The FIB's answer for a backend (device, MACs, source address, or local)
+ * is cached per receiving device for XDP_NEXTHOP_TTL_NS (xdp_nexthops): a
+ * route or neighbour change reaches established flows within a second.
  * No usable backend: a TCP reset or an ICMP port unreachable goes back.
  * A remote backend's SNAT reply (to a node address and a SNAT port) gets
  * its REV translation and goes back to the client. Anything else passes
@@ -53,6 +56,48 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } tnd_xdp_stats SEC(".maps");
+
+/*
+ * Where a backend (or, for replies, a client) is, as the FIB said at most
+ * XDP_NEXTHOP_TTL_NS ago: a FIB lookup costs more than the rest of an
+ * established flow's packet, and routes and neighbours change far less
+ * often than packets come. Per receiving device; private to the program.
+ */
+struct xdp_nexthop_key {
+	__u8 addr[TND_ADDR_LEN];
+	__u32 ifindex;            /* the receiving device */
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct xdp_nexthop {
+	__u64 expires_ns;         /* bpf_ktime_get_coarse_ns() */
+	__u32 ifindex;            /* egress device */
+	__u8 local;               /* an endpoint or an address of this node */
+	__u8 pad;
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u8 pad2[2];
+	__u8 src[TND_ADDR_LEN];   /* the node's source address toward it */
+	__u32 pad3;
+};
+
+#define XDP_NEXTHOPS_MAX 65536
+#define XDP_NEXTHOP_TTL_NS NSEC_PER_SEC
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XDP_NEXTHOPS_MAX);
+	__type(key, struct xdp_nexthop_key);
+	__type(value, struct xdp_nexthop);
+} xdp_nexthops SEC(".maps");
+
+enum xdp_nexthop_kind {
+	NH_REMOTE = 0,
+	NH_LOCAL = 1,
+	NH_UNRESOLVED = 2,        /* no neighbour entry yet: the stack resolves it */
+	NH_ERROR = 3,             /* unreachable, forwarding off, ...: the stack decides */
+};
 
 #define AF_INET_FIB 2
 #define AF_INET6_FIB 10
@@ -127,18 +172,66 @@ static __always_inline int xdp_fib(struct xdp_md *ctx, const struct pkt *p,
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), flags);
 }
 
-/* MACs from the FIB, TTL/hop limit minus one; then out of fib->ifindex. */
+/*
+ * Where dst is, from the cache or the FIB (ingress perspective, the client
+ * as source; BPF_FIB_LOOKUP_SRC gives the node's address toward dst).
+ * Only resolved answers are cached. The FIB checks the MTU against the
+ * packet that fills the cache.
+ */
+static __always_inline int xdp_nexthop(struct xdp_md *ctx, const struct pkt *p,
+				       const __u8 *dst, __u16 tot_len, __u64 now,
+				       struct xdp_nexthop *nh)
+{
+	struct xdp_nexthop_key key = {};
+	struct bpf_fib_lookup fib;
+	struct xdp_nexthop *c;
+	int ret;
+
+	__builtin_memcpy(key.addr, dst, TND_ADDR_LEN);
+	key.ifindex = ctx->ingress_ifindex;
+	key.family = p->tuple.family;
+	c = bpf_map_lookup_elem(&xdp_nexthops, &key);
+	if (c && c->expires_ns > now) {
+		__builtin_memcpy(nh, c, sizeof(*nh));
+		return nh->local ? NH_LOCAL : NH_REMOTE;
+	}
+	__builtin_memset(nh, 0, sizeof(*nh));
+	if (endpoint_lookup_addr(p->tuple.family, dst)) {
+		nh->local = 1;
+	} else {
+		ret = xdp_fib(ctx, p, p->tuple.saddr, dst, tot_len, BPF_FIB_LOOKUP_SRC, &fib);
+		if (ret == BPF_FIB_LKUP_RET_NOT_FWDED) {
+			nh->local = 1; /* an address of the node itself */
+		} else if (ret == BPF_FIB_LKUP_RET_NO_NEIGH) {
+			return NH_UNRESOLVED;
+		} else if (ret != BPF_FIB_LKUP_RET_SUCCESS) {
+			return NH_ERROR;
+		} else {
+			nh->ifindex = fib.ifindex;
+			__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+			__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+			if (p->tuple.family == TND_AF_INET)
+				*(__u32 *)nh->src = fib.ipv4_src;
+			else
+				__builtin_memcpy(nh->src, fib.ipv6_src, TND_ADDR_LEN);
+		}
+	}
+	nh->expires_ns = now + XDP_NEXTHOP_TTL_NS;
+	bpf_map_update_elem(&xdp_nexthops, &key, nh, BPF_ANY);
+	return nh->local ? NH_LOCAL : NH_REMOTE;
+}
+
+/* MACs of the next hop, TTL/hop limit minus one; then out of its device. */
 static __always_inline int xdp_forward(struct xdp_md *ctx, const struct pkt *p,
-				       const struct bpf_fib_lookup *fib)
+				       const struct xdp_nexthop *nh)
 {
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
 	struct ethhdr *eth = data;
 
 	if ((void *)(eth + 1) > data_end)
 		return XDP_DROP;
-	/* Byte copies: the FIB result's MACs sit unaligned on the stack. */
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
 	if (p->tuple.family == TND_AF_INET) {
 		struct iphdr *ip = (void *)(eth + 1);
 
@@ -152,9 +245,9 @@ static __always_inline int xdp_forward(struct xdp_md *ctx, const struct pkt *p,
 			return XDP_DROP;
 		ip6->hop_limit--;
 	}
-	if (fib->ifindex == ctx->ingress_ifindex)
+	if (nh->ifindex == ctx->ingress_ifindex)
 		return xdp_stat(TND_XDP_TX, XDP_TX);
-	return xdp_stat(TND_XDP_REDIRECTED, bpf_redirect(fib->ifindex, 0));
+	return xdp_stat(TND_XDP_REDIRECTED, bpf_redirect(nh->ifindex, 0));
 }
 
 /* The REV entry of a flow whose backend replies to `dst`:`dport`. */
@@ -285,13 +378,14 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 					   int nodeport)
 {
 	int v4 = p->tuple.family == TND_AF_INET;
-	__u8 frontend[TND_ADDR_LEN], snat[TND_ADDR_LEN] = {};
+	__u8 frontend[TND_ADDR_LEN];
 	__u16 frontend_port = p->tuple.dport;
-	struct bpf_fib_lookup fib;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct xdp_nexthop nh;
 	struct tnd_ct_key fk;
 	struct tnd_lb_nat n;
-	__u32 opt_len = 0, fib_flags = 0;
-	int ret, created, dsr, local;
+	__u32 opt_len = 0;
+	int ret, created, dsr;
 
 	/* The stack answers an expiring TTL (ICMP time exceeded). */
 	if (p->ttl <= 1)
@@ -299,7 +393,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	__builtin_memcpy(&fk, &p->tuple, sizeof(fk));
 	fk.dir = TND_LB_NAT_FWD;
 	fk.pad = 0;
-	created = xdp_flow(p, svc, &fk, &n, bpf_ktime_get_ns());
+	created = xdp_flow(p, svc, &fk, &n, now);
 	if (created < 0)
 		return xdp_refuse(ctx, p);
 	__builtin_memcpy(frontend, p->tuple.daddr, TND_ADDR_LEN);
@@ -307,26 +401,19 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	dsr = n.flags & TND_LB_NAT_F_DSR;
 	if (dsr && (p->tuple.proto == IPPROTO_UDP || (p->tcp_flags & TCP_F_SYN)))
 		opt_len = v4 ? DSR_OPT4_LEN : DSR_OPT6_LEN;
-	/* An ExternalIP flow's SNAT source is the node's address toward the backend. */
-	if (created && !dsr && !nodeport)
-		fib_flags = BPF_FIB_LOOKUP_SRC;
 
-	local = endpoint_lookup_addr(p->tuple.family, n.addr) != NULL;
-	if (!local) {
-		ret = xdp_fib(ctx, p, p->tuple.saddr, n.addr, xdp_l3_len(p) + opt_len,
-			      fib_flags, &fib);
-		if (ret == BPF_FIB_LKUP_RET_NOT_FWDED) {
-			local = 1; /* an address of the node itself */
-		} else if (ret == BPF_FIB_LKUP_RET_NO_NEIGH) {
-			if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
-				return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
-			return xdp_stat(TND_XDP_TO_LOCAL, XDP_PASS);
-		} else if (ret != BPF_FIB_LKUP_RET_SUCCESS) {
-			return xdp_stat(TND_XDP_ERRORS, XDP_PASS);
-		}
+	ret = xdp_nexthop(ctx, p, n.addr, xdp_l3_len(p) + opt_len, now, &nh);
+	if (ret == NH_UNRESOLVED) {
+		/* Translated for the stack to forward (it resolves the next hop);
+		 * no entries, so the flow's next packet is balanced here. */
+		if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
+			return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
+		return xdp_stat(TND_XDP_TO_LOCAL, XDP_PASS);
 	}
+	if (ret == NH_ERROR)
+		return xdp_stat(TND_XDP_ERRORS, XDP_PASS);
 
-	if (local) {
+	if (ret == NH_LOCAL) {
 		if (created) {
 			xdp_local_rev(p, &n);
 			bpf_map_update_elem(&tnd_lb_nat, &fk, &n, BPF_ANY);
@@ -339,16 +426,12 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 
 	if (!dsr) {
 		if (created) {
-			if (nodeport)
-				__builtin_memcpy(snat, frontend, TND_ADDR_LEN);
-			else if (v4)
-				*(__u32 *)snat = fib.ipv4_src;
-			else
-				__builtin_memcpy(snat, fib.ipv6_src, TND_ADDR_LEN);
-			n.port2 = xdp_snat_port(p, &n, snat, xdp_flow_hash(p, ~svc->service_id));
+			/* NodePort: the node address the client used; ExternalIP:
+			 * the node's address toward the backend. */
+			__builtin_memcpy(n.addr2, nodeport ? frontend : nh.src, TND_ADDR_LEN);
+			n.port2 = xdp_snat_port(p, &n, n.addr2, xdp_flow_hash(p, ~svc->service_id));
 			if (!n.port2)
 				return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
-			__builtin_memcpy(n.addr2, snat, TND_ADDR_LEN);
 			n.flags |= TND_LB_NAT_F_SNAT;
 		}
 		if (nat_rewrite(ctx, p, NAT_SRC, n.addr2, n.port2))
@@ -366,13 +449,13 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 		if (ret)
 			return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	}
-	return xdp_forward(ctx, p, &fib);
+	return xdp_forward(ctx, p, &nh);
 }
 
 /* A remote backend's reply to a SNAT flow: back to the client as the frontend. */
 static __always_inline int xdp_lb_snat_reply(struct xdp_md *ctx, struct pkt *p)
 {
-	struct bpf_fib_lookup fib;
+	struct xdp_nexthop nh;
 	struct tnd_lb_nat *r, n;
 	struct tnd_ct_key rk;
 	int ret;
@@ -386,17 +469,17 @@ static __always_inline int xdp_lb_snat_reply(struct xdp_md *ctx, struct pkt *p)
 	__builtin_memcpy(&n, r, sizeof(n));
 	if (p->ttl <= 1)
 		return xdp_stat(TND_XDP_PASSED, XDP_PASS);
-	ret = xdp_fib(ctx, p, p->tuple.saddr, n.addr2, xdp_l3_len(p), 0, &fib);
-	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+	ret = xdp_nexthop(ctx, p, n.addr2, xdp_l3_len(p), bpf_ktime_get_coarse_ns(), &nh);
+	if (ret == NH_ERROR)
 		return xdp_stat(TND_XDP_ERRORS, XDP_PASS);
 	if (nat_rewrite(ctx, p, NAT_SRC, n.addr, n.port) ||
 	    nat_rewrite(ctx, p, NAT_DST, n.addr2, n.port2))
 		return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	xdp_stat(TND_XDP_SNAT_REPLIES, 0);
-	/* Not resolved yet: the stack forwards it (and resolves the client). */
-	if (ret == BPF_FIB_LKUP_RET_NO_NEIGH)
+	/* Not resolved yet, or the client is local: the stack delivers it. */
+	if (ret != NH_REMOTE)
 		return XDP_PASS;
-	return xdp_forward(ctx, p, &fib);
+	return xdp_forward(ctx, p, &nh);
 }
 
 static __always_inline int xdp_lb_process(struct xdp_md *ctx)

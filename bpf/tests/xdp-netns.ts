@@ -78,8 +78,11 @@ function withoutTestContext(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return out;
 }
 
-/** Runs `node --test file` inside a fresh node namespace; its exit status and output. */
-export function runInNodeNetns(file: string, timeoutMs = 120_000): { status: number | null; output: string } {
+/**
+ * Builds the node namespace (and its peers' one) and a private bpffs, runs
+ * fn with their names, removes everything afterwards, also on failure.
+ */
+export function withNodeNetns<T>(fn: (netns: string, bpffs: string) => T): T {
   const node = uniqueName('tndxdp');
   const peer = uniqueName('tndxdp');
   const bpffs = privateBpffs();
@@ -87,16 +90,23 @@ export function runInNodeNetns(file: string, timeoutMs = 120_000): { status: num
     spawnSync('ip', ['netns', 'add', node]);
     spawnSync('ip', ['netns', 'add', peer]);
     build(node, peer);
-    const r = spawnSync('nsenter', [`--net=/run/netns/${node}`, process.execPath, '--test', '--test-reporter=spec', file], {
-      encoding: 'utf8',
-      timeout: timeoutMs,
-      // Not as a child of our own test runner (NODE_TEST_CONTEXT): a run of its own, with its own exit code.
-      env: { ...withoutTestContext(process.env), [ENV]: JSON.stringify({ netns: node, bpffs: bpffs.dir }) },
-    });
-    return { status: r.status, output: `${r.stdout}\n${r.stderr}` };
+    return fn(node, bpffs.dir);
   } finally {
     spawnSync('ip', ['netns', 'del', node]);
     spawnSync('ip', ['netns', 'del', peer]);
     bpffs.cleanup();
   }
+}
+
+/** Runs `node --test file` inside a fresh node namespace; its exit status and output. */
+export function runInNodeNetns(file: string, timeoutMs = 120_000): { status: number | null; output: string } {
+  return withNodeNetns((node, bpffs) => {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${node}`, process.execPath, '--test', '--test-reporter=spec', file], {
+      encoding: 'utf8',
+      timeout: timeoutMs,
+      // Not as a child of our own test runner (NODE_TEST_CONTEXT): a run of its own, with its own exit code.
+      env: { ...withoutTestContext(process.env), [ENV]: JSON.stringify({ netns: node, bpffs }) },
+    });
+    return { status: r.status, output: `${r.stdout}\n${r.stderr}` };
+  });
 }

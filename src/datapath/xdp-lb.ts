@@ -55,10 +55,12 @@ export interface XdpLbLink {
 
 /**
  * xdp.o loaded over `maps` (M from the node's Maglev map), not attached;
- * the caller closes it. Tests and the bench run its program directly.
+ * the caller closes it. Tests and the bench run its program directly; the
+ * bench loads its wrappers of the same code (`object`, relative to
+ * build/bpf) the same way.
  */
-export function loadXdpLb(maps: LbMaps): BpfObject {
-  const obj = BpfObject.open(bpfObjectPath('xdp.o'), {
+export function loadXdpLb(maps: LbMaps, object = 'xdp.o'): BpfObject {
+  const obj = BpfObject.open(bpfObjectPath(object), {
     constants: { CONFIG: TndXdpConfig.encode({ maglevSize: maps.maglevSize }) },
     reuseMaps: Object.fromEntries(XDP_LB_MAPS.map((name) => [name, maps.get(name)])),
     pinMaps: { dir: maps.paths.maps, names: SHARED_PINS },
