@@ -11,7 +11,7 @@ import { importToEnforcement, policyAtScale } from './policy-import.js';
 import { l7ProxyBench } from './l7-proxy.js';
 import { iptablesConnCost, type IptablesConnCost } from './lb-iptables.js';
 import { tendrilConnCost } from './lb-tendril.js';
-import { xdpDropPps, xdpTxFloor } from './xdp-lb.js';
+import { KATRAN_LABEL, KATRAN_NS, xdpDropPps, xdpLbCost, xdpLbPps, xdpTxFloor } from './xdp-lb.js';
 import { median, printTable, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -124,6 +124,19 @@ async function main(): Promise<void> {
     rows.push({ figure: 'XDP_TX-only program, one call per packet (the floor of an XDP LB)', tendril: floor.singleNs, baseline: floor.batchNs, baselineName: 'same, repeat=20000', unit: 'ns/pkt' });
     const drop = await xdpDropPps({ seconds: quick ? 0.5 : 2 });
     rows.push({ figure: 'XDP_DROP on a veth, live frames from one CPU (baseline of the XDP LB)', tendril: drop.pps, baseline: drop.generatorPps, baselineName: 'generator send rate', unit: 'pkt/s' });
+
+    const repeat = quick ? 1_000_000 : 10_000_000;
+    note(`XDP load balancer per packet: BPF_PROG_TEST_RUN through a restoring wrapper, repeat=${repeat.toLocaleString('en')}, median of 5, beside Katran's figures`);
+    const lbc = xdpLbCost({ repeat, runs: 5 });
+    const floorNote = `wrapper floor ${lbc.floor.toFixed(0)} ns`;
+    rows.push({ figure: `XDP LB: TCP SYN of a new flow, NodePort SNAT (${floorNote})`, tendril: lbc.synNewFlow, baseline: KATRAN_NS.synNewFlow, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
+    rows.push({ figure: `XDP LB: TCP packet of an established flow (${floorNote})`, tendril: lbc.established, baseline: KATRAN_NS.established, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
+    rows.push({ figure: `XDP LB: UDP datagram of a flow (${floorNote})`, tendril: lbc.udp, baseline: KATRAN_NS.udp, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
+    rows.push({ figure: `XDP LB: packet it passes (node address, no frontend) (${floorNote})`, tendril: lbc.pass, baseline: KATRAN_NS.pass, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
+    rows.push({ figure: 'XDP LB bench wrapper alone (save, check, restore): the floor', tendril: lbc.floor, baseline: KATRAN_NS.passThroughWrapper, baselineName: `${KATRAN_LABEL} (pass-through wrapper)`, unit: 'ns/pkt' });
+    note('XDP load balancer on a veth: UDP NodePort to a remote backend (XDP_TX), live frames from one CPU, beside XDP_DROP');
+    const lbPps = await xdpLbPps({ seconds: quick ? 0.5 : 2, runs: quick ? 1 : 3 });
+    rows.push({ figure: 'XDP LB, UDP NodePort to a remote backend (XDP_TX), live frames from one CPU', tendril: lbPps.lbPps, baseline: lbPps.dropPps, baselineName: 'XDP_DROP on a veth, same generator', unit: 'pkt/s', target: { ratio: 0.5, better: 'higher' } });
 
     const hundred = await addHundred(topo, node);
     const bareHundred = await bareLinks(topo, 100, true);

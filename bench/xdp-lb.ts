@@ -24,13 +24,33 @@
  *    own rate) is reported beside it. Frames the program sends back (XDP_TX)
  *    are counted by a sink on the generator's end. Measured here: XDP_DROP
  *    ~5.0 Mpps, the generator alone the same: one CPU does both.
+ *
+ * 3. Tendril's XDP load balancer (bpf/xdp.c): xdpLbCost() times it the way
+ *    issue 5 measured Katran here: BPF_PROG_TEST_RUN with repeat=N through
+ *    a wrapper (bpf/bench/xdp_lb_bench.c) that runs the same code, checks
+ *    every repeat's verdict and restores the packet (and, for a new flow,
+ *    deletes the flow's entries), median of 5 runs; the wrapper alone is the
+ *    floor. The balancer asks the FIB, which is the caller's netns's, so the
+ *    timing runs in a child process inside a node namespace of its own
+ *    (bpf/tests/xdp-netns.ts). xdpLbPps() attaches it in native mode to the
+ *    receiving veth (whose netns routes the backend back out of it) and
+ *    counts the UDP NodePort frames it sends back (XDP_TX), beside
+ *    xdp_count_drop on the same kind of veth.
  */
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { BpfObject, bpfObjectPath, repoRoot, type BpfMap, type BpfProgram } from '../src/bpf/index.js';
-import { ETH_P_IP, IPPROTO_UDP, eth, ip4, ipv4, mac, udp } from '../bpf/tests/packets.js';
+import { ETH_P_IP, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, TCP_SYN, eth, ip4, ipv4, mac, tcp, udp } from '../bpf/tests/packets.js';
+import { xdpCtx } from '../bpf/tests/xdp-packets.js';
+import { NODE, withNodeNetns } from '../bpf/tests/xdp-netns.js';
+import { LbMaps } from '../src/datapath/lb-maps.js';
+import { PinPaths } from '../src/datapath/paths.js';
+import { loadXdpLb } from '../src/datapath/xdp-lb.js';
+import { ifNameToIndex } from '../src/sys/index.js';
+import { u32 } from '../src/bpf/index.js';
 import { Topology, must, sleep } from '../test/harness/topology.js';
 import { median } from './stats.js';
 import type { PktgenOptions, PktgenResult } from './xdp-pktgen.js';
@@ -213,6 +233,13 @@ export interface ReceiverOptions {
   /** Measured window (default 1 s) after a warm-up (default 300 ms). */
   seconds?: number;
   warmupMs?: number;
+  /**
+   * The program on the generator's end that counts what comes back (default
+   * xdp_count_sink) and how to read its count.
+   */
+  sink?: { program: BpfProgram; count: () => bigint };
+  /** Run on the veth pair before the generator starts (e.g. routes in the receiver's netns). */
+  setup?: (pair: VethPair) => Promise<void>;
   /** The generator's CPU (default 0). */
   cpu?: number;
   /** Build the veth pair in this topology (default: one of its own, removed at the end). */
@@ -253,10 +280,12 @@ export async function receiverPps(o: ReceiverOptions): Promise<ReceiverResult> {
     if (stats !== undefined && stats !== '1') writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
     const counters = sinkObj.map('bench_count');
     const how = o.count ?? 'returned';
-    const count = how === 'bpf-stats' ? () => progRunCount(o.program) : how === 'returned' ? () => perCpuSum(counters, 1) : how;
+    const returned = o.sink ? o.sink.count : () => perCpuSum(counters, 1);
+    const count = how === 'bpf-stats' ? () => progRunCount(o.program) : how === 'returned' ? returned : how;
     const pair = await xdpVethPair(topo);
+    if (o.setup) await o.setup(pair);
     detach.push(await attachXdpIn(topo, pair.receiver.netnsPath, pair.receiver.ifname, o.program));
-    detach.push(await attachXdpIn(topo, pair.sender.netnsPath, pair.sender.ifname, sinkObj.program('xdp_count_sink')));
+    detach.push(await attachXdpIn(topo, pair.sender.netnsPath, pair.sender.ifname, o.sink?.program ?? sinkObj.program('xdp_count_sink')));
 
     const frame = o.frame ? o.frame(pair) : udpFrame(pair.receiver.mac, pair.sender.mac);
     const args: PktgenOptions = { ifname: pair.sender.ifname, frameHex: frame.toString('hex'), seconds: seconds + warmupMs / 1000 + 0.5, cpu: o.cpu ?? 0 };
@@ -276,11 +305,11 @@ export async function receiverPps(o: ReceiverOptions): Promise<ReceiverResult> {
     }
     await sleep(warmupMs);
     const c0 = await count();
-    const r0 = how === 'returned' ? c0 : perCpuSum(counters, 1);
+    const r0 = how === 'returned' ? c0 : await returned();
     const t0 = performance.now();
     await sleep(seconds * 1000);
     const c1 = await count();
-    const r1 = how === 'returned' ? c1 : perCpuSum(counters, 1);
+    const r1 = how === 'returned' ? c1 : await returned();
     const t1 = performance.now();
     const code = await exited;
     if (code !== 0) throw new Error(`packet generator exited ${code}: ${err.trim()}`);
@@ -314,4 +343,162 @@ export async function xdpDropPps(o: Omit<ReceiverOptions, 'program' | 'count'> &
   } finally {
     obj.close();
   }
+}
+
+/** Katran on this machine, as issue 5 quotes it (BPF_PROG_TEST_RUN through a wrapper, 10M repeats, median of 5). */
+export const KATRAN_NS = { synNewFlow: 178, established: 151, udp: 221, pass: 96, passThroughWrapper: 30 } as const;
+export const KATRAN_LABEL = 'Katran, measured on this machine per issue 5';
+
+export interface XdpLbCost {
+  /** ns per packet, medians over runs. */
+  synNewFlow: number;
+  established: number;
+  udp: number;
+  pass: number;
+  /** The wrapper alone. */
+  floor: number;
+  repeat: number;
+  runs: number;
+}
+
+const NODEPORT_TCP = 30081;
+const NODEPORT_UDP = 30082;
+
+/** Frames from the client to the node: SYN and ACK of one TCP flow, a UDP datagram, a SYN to a port without a frontend. */
+function lbFrames(): Record<'syn' | 'ack' | 'udp' | 'pass', Buffer> {
+  const [node, client] = [ip4(NODE.node4), ip4(NODE.client4)];
+  const frame = (l4: Buffer, proto: number) => eth(mac(NODE.ext0Mac), mac(NODE.clientMac), ETH_P_IP, ipv4({ src: client, dst: node, proto }, l4));
+  return {
+    syn: frame(tcp(client, node, { sport: 40000, dport: NODEPORT_TCP, flags: TCP_SYN }), IPPROTO_TCP),
+    ack: frame(tcp(client, node, { sport: 40000, dport: NODEPORT_TCP, flags: TCP_ACK, payload: Buffer.alloc(18) }), IPPROTO_TCP),
+    udp: frame(udp(client, node, 40000, NODEPORT_UDP, Buffer.alloc(18)), IPPROTO_UDP),
+    pass: frame(tcp(client, node, { sport: 40000, dport: 22, flags: TCP_SYN }), IPPROTO_TCP),
+  };
+}
+
+/** SNAT NodePort services (TCP and UDP) to a backend behind another node, and the node's address. */
+function lbServices(maps: LbMaps, backend: string): void {
+  maps.setNodeAddresses([NODE.node4]);
+  for (const [id, port, protocol] of [[1, NODEPORT_TCP, 'TCP'], [2, NODEPORT_UDP, 'UDP']] as const) {
+    maps.setBackend({ id, address: backend, port: 8080, protocol, state: 'active' });
+    maps.setMaglev(id, new Uint32Array(maps.maglevSize).fill(id));
+    maps.setFrontend({ frontend: { address: '0.0.0.0', port, protocol }, scope: 'nodeport', serviceId: id, mode: 'snat', affinityTimeoutSec: 0, maglevId: id, activeBackends: 1 });
+  }
+}
+
+/** Inside the node namespace: the rows, in turns per run. */
+function lbCostInside(bpffs: string, repeat: number, runs: number): XdpLbCost {
+  using maps = LbMaps.open(new PinPaths(bpffs, 'bench'));
+  lbServices(maps, NODE.remoteBackend4);
+  const obj = loadXdpLb(maps, 'bench/xdp_lb_bench.o');
+  try {
+    const ctl = obj.map('bench_ctl');
+    const ctx = (b: Buffer) => xdpCtx(ifNameToIndex('ext0'), b.length);
+    const f = lbFrames();
+    const time = (progName: string, data: Buffer, expect: number, n = repeat): number => {
+      const prog = obj.program(progName);
+      ctl.update(u32.encode(0), u32.encode(expect));
+      ctl.update(u32.encode(1), u32.encode(0));
+      const r = prog.testRun({ data, ctx: ctx(data), repeat: n });
+      const bad = ctl.lookup(u32.encode(1))!.readUInt32LE(0);
+      if (r.retval !== expect || bad !== 0) throw new Error(`${progName}: ${bad} of ${n} repeats returned another verdict than ${expect} (last ${r.retval})`);
+      if (!r.data.equals(data)) throw new Error(`${progName}: the wrapper did not restore the packet`);
+      return r.durationNs;
+    };
+    // The established flow exists before its packets are timed.
+    time('xdp_lb_bench', f.syn, XDP_TX, 1);
+    const rows: Record<'synNewFlow' | 'established' | 'udp' | 'pass' | 'floor', number[]> = { synNewFlow: [], established: [], udp: [], pass: [], floor: [] };
+    for (let run = 0; run < runs; run++) {
+      rows.synNewFlow.push(time('xdp_lb_bench_new', f.syn, XDP_TX));
+      rows.established.push(time('xdp_lb_bench', f.ack, XDP_TX));
+      rows.udp.push(time('xdp_lb_bench', f.udp, XDP_TX));
+      rows.pass.push(time('xdp_lb_bench', f.pass, XDP_PASS));
+      rows.floor.push(time('xdp_lb_bench_floor', f.syn, XDP_TX));
+    }
+    return {
+      synNewFlow: median(rows.synNewFlow),
+      established: median(rows.established),
+      udp: median(rows.udp),
+      pass: median(rows.pass),
+      floor: median(rows.floor),
+      repeat,
+      runs,
+    };
+  } finally {
+    obj.close();
+  }
+}
+
+/** ns per packet of the XDP load balancer beside its wrapper floor (see 3. above). */
+export function xdpLbCost(o: { repeat?: number; runs?: number } = {}): XdpLbCost {
+  const repeat = o.repeat ?? 10_000_000;
+  const runs = o.runs ?? 5;
+  return withNodeNetns((netns, bpffs) => {
+    const script = join(repoRoot(), 'dist', 'bench', 'xdp-lb.js');
+    const r = spawnSync('nsenter', [`--net=/run/netns/${netns}`, process.execPath, script, 'lb-cost', JSON.stringify({ bpffs, repeat, runs })], {
+      encoding: 'utf8',
+      timeout: 900_000,
+    });
+    if (r.status !== 0) throw new Error(`XDP LB timing failed (${r.status ?? r.signal}): ${r.stderr.trim()}`);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as XdpLbCost;
+  });
+}
+
+export interface XdpLbPps {
+  lb: ReceiverResult;
+  drop: ReceiverResult;
+}
+
+/**
+ * Live UDP NodePort frames through xdp_lb in native mode on the receiving
+ * veth: the receiver's netns has the node address and routes the backend
+ * back out of that veth (a permanent neighbour: the generator's MAC), so
+ * each frame is translated and sent back (XDP_TX) and counted by the sink.
+ * Beside it, xdp_count_drop on a veth of its own; runs in turns, medians.
+ */
+export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: number } = {}): Promise<{ lbPps: number; dropPps: number; runs: XdpLbPps[] }> {
+  const out: XdpLbPps[] = [];
+  for (let run = 0; run < (o.runs ?? 1); run++) {
+    const topo = Topology.create();
+    try {
+      using maps = LbMaps.open(new PinPaths(topo.bpffs, 'pps'));
+      lbServices(maps, NODE.remoteBackend4);
+      const obj = loadXdpLb(maps);
+      const sinkObj = loadXdpLb(maps, 'bench/xdp_lb_bench.o');
+      try {
+        const sunk = sinkObj.map('bench_sunk');
+        const sink = { program: sinkObj.program('xdp_restore_sink'), count: () => perCpuSum(sunk, 0) };
+        const setup = async (pair: VethPair) => {
+          const ns = pair.receiver.netnsPath;
+          await must(['sysctl', '-qw', 'net.ipv4.conf.all.forwarding=1'], { netns: ns });
+          await must(['ip', '-batch', '-'], {
+            netns: ns,
+            input: `addr add ${NODE.node4}/24 dev ${pair.receiver.ifname}\nneigh add ${NODE.peer4} lladdr ${pair.sender.mac} nud permanent dev ${pair.receiver.ifname}\nroute add 10.200.2.0/24 via ${NODE.peer4}\n`,
+          });
+        };
+        const frame = (pair: VethPair) => {
+          const f = udpFrame(pair.receiver.mac, pair.sender.mac, { src: NODE.client4, dst: NODE.node4, sport: 40000, dport: NODEPORT_UDP });
+          const template = Buffer.alloc(sinkObj.map('bench_template').valueSize);
+          f.copy(template);
+          sinkObj.map('bench_template').update(u32.encode(0), template);
+          return f;
+        };
+        const lb = await receiverPps({ program: obj.program('xdp_lb'), count: 'returned', sink, frame, setup, seconds: o.seconds, warmupMs: o.warmupMs, topo });
+        const drop = await xdpDropPps({ seconds: o.seconds, warmupMs: o.warmupMs });
+        out.push({ lb, drop });
+      } finally {
+        obj.close();
+        sinkObj.close();
+      }
+    } finally {
+      await topo.dispose();
+    }
+  }
+  return { lbPps: median(out.map((r) => r.lb.pps)), dropPps: median(out.map((r) => r.drop.pps)), runs: out };
+}
+
+// The timing's child process: `node dist/bench/xdp-lb.js lb-cost <json>` inside the node namespace.
+if (process.argv[2] === 'lb-cost' && process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const a = JSON.parse(process.argv[3]!) as { bpffs: string; repeat: number; runs: number };
+  process.stdout.write(`${JSON.stringify(lbCostInside(a.bpffs, a.repeat, a.runs))}\n`);
 }

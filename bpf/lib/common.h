@@ -578,4 +578,26 @@ struct tnd_lxc_config {
 	__u32 pad;
 };
 
+/*
+ * Load-time configuration of xdp.o, the XDP load balancer of NodePort and
+ * ExternalIP frontends on the node's external interfaces.
+ */
+struct tnd_xdp_config {
+	__u32 maglev_size;        /* M: a prime, the value size of tnd_lb_maglev / 4 */
+	__u32 pad;
+};
+
+/* What xdp.o did with a packet (tnd_xdp_stats, PERCPU_ARRAY of __u64). */
+enum tnd_xdp_stat {
+	TND_XDP_PASSED = 0,       /* not for a frontend (or malformed): to the stack untouched */
+	TND_XDP_TX = 1,           /* translated, sent back out of the receiving device */
+	TND_XDP_REDIRECTED = 2,   /* translated, redirected out of another device */
+	TND_XDP_TO_LOCAL = 3,     /* DNAT only, passed to the stack: a backend of this
+	                           * node, or a next hop not resolved yet */
+	TND_XDP_REFUSED = 4,      /* no usable backend: TCP reset / ICMP unreachable sent back */
+	TND_XDP_SNAT_REPLIES = 5, /* a remote backend's reply translated back to the client */
+	TND_XDP_ERRORS = 6,       /* dropped or passed: translation, SNAT port or route failed */
+	TND_XDP_STATS_MAX = 8,
+};
+
 #endif /* TND_COMMON_H */

@@ -100,36 +100,40 @@ static __always_inline int nat_rewrite(struct __ctx_buff *ctx, struct pkt *p,
 				       __u16 port)
 {
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
-	__u32 words = p->tuple.family == TND_AF_INET ? 1 : 4;
+	int v4 = p->tuple.family == TND_AF_INET;
 	__u32 csum_off = nat_l4_csum_off(p->tuple.proto);
-	__u32 l4 = p->l4_off, aoff = nat_addr_off(p->tuple.family, which);
+	__u32 l4 = p->l4_off;
 	__u64 old_sum, new_sum;
 	__u32 naddr[4] = {};
 	__u16 *l4_check, *l4_port;
 	__u32 *a;
-	int i;
 
 	if (!csum_off || l4 > 512)
 		return -DROP_NAT_FAILED;
-	if (data + l4 + csum_off + 2 > data_end || data + aoff + 16 > data_end)
+	/* The checksum is the last field read: the ports come before it. */
+	if (data + l4 + csum_off + 2 > data_end)
 		return -DROP_NAT_FAILED;
-	a = data + aoff;
 	l4_check = data + l4 + csum_off;
 	l4_port = data + l4 + (which == NAT_SRC ? 0 : 2);
-	__builtin_memcpy(naddr, addr, words * 4);
-
-	old_sum = nat_sum32(a, 1);
-	new_sum = nat_sum32(naddr, 1);
-	if (words == 4) {
-		old_sum += nat_sum32(a + 1, 3);
-		new_sum += nat_sum32(naddr + 1, 3);
-	}
-	if (p->tuple.family == TND_AF_INET) {
+	if (v4) {
 		struct iphdr *ip = data + ETH_HLEN;
 
 		if ((void *)(ip + 1) > data_end)
 			return -DROP_NAT_FAILED;
+		a = which == NAT_SRC ? &ip->saddr : &ip->daddr;
+		naddr[0] = *(const __u32 *)addr;
+		old_sum = nat_sum32(a, 1);
+		new_sum = nat_sum32(naddr, 1);
 		nat_csum_update(&ip->check, old_sum, new_sum);
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -DROP_NAT_FAILED;
+		a = (__u32 *)(which == NAT_SRC ? &ip6->saddr : &ip6->daddr);
+		__builtin_memcpy(naddr, addr, TND_ADDR_LEN);
+		old_sum = nat_sum32(a, 4);
+		new_sum = nat_sum32(naddr, 4);
 	}
 	if (port) {
 		old_sum += *l4_port;
@@ -141,10 +145,14 @@ static __always_inline int nat_rewrite(struct __ctx_buff *ctx, struct pkt *p,
 		if (p->tuple.proto == IPPROTO_UDP && *l4_check == 0)
 			*l4_check = 0xffff;
 	}
-#pragma unroll
-	for (i = 0; i < 4; i++)
-		if (i < words)
-			a[i] = naddr[i];
+	if (v4) {
+		a[0] = naddr[0];
+	} else {
+		a[0] = naddr[0];
+		a[1] = naddr[1];
+		a[2] = naddr[2];
+		a[3] = naddr[3];
+	}
 	nat_update_tuple(p, which, addr, port);
 	return 0;
 }

@@ -24,6 +24,7 @@ import type { Endpoint } from '../endpoint/endpoint.js';
 import { NodeProxy } from '../proxy/node-proxy.js';
 import { LbMaps } from '../datapath/lb-maps.js';
 import { SockLb } from '../datapath/sock-lb.js';
+import { XdpLb } from '../datapath/xdp-lb.js';
 import { ServiceManager } from '../loadbalancer/manager.js';
 import { PodNamespaces } from '../loadbalancer/pod-namespaces.js';
 
@@ -43,6 +44,12 @@ export interface AgentOptions {
   maglevSize?: number;
   /** The cgroup v2 directory whose sockets the socket load balancer serves (default: the cgroup2 root). */
   lbCgroup?: string;
+  /**
+   * The node's external interfaces: the XDP load balancer of NodePort and
+   * ExternalIP frontends is attached to each (none: those frontends are not
+   * reachable from outside the node).
+   */
+  lbInterfaces?: string[];
 }
 
 const DEFAULT_PROXY_PORT = 15080;
@@ -120,7 +127,11 @@ export class Agent {
       log(`restored services: ${lbReport.services} services, ${lbReport.backends} backends, ${lbReport.maglevTables} Maglev tables`);
       // Pods' connect() reaches services from here on; the links are pinned, so they outlive this process.
       SockLb.attach(lbMaps, options.lbCgroup !== undefined ? { cgroup: options.lbCgroup } : {});
-      await policy.setHostAddresses(await hostAddresses());
+      const addrs = await hostAddresses();
+      // NodePort frontends answer on these; written before XDP looks at them.
+      lbMaps.setNodeAddresses(addrs);
+      await policy.setHostAddresses(addrs);
+      agent.attachXdp(options.lbInterfaces ?? []);
       await policy.start();
       // The proxy starts when a policy first has HTTP rules (now, if one has).
       await policy.setL7Sink((table) => agent.proxy.apply(table));
@@ -132,7 +143,10 @@ export class Agent {
       agent.gcTimer.unref();
       agent.hostTimer = setInterval(() => {
         hostAddresses()
-          .then((addrs) => policy.setHostAddresses(addrs))
+          .then((addrs) => {
+            lbMaps.setNodeAddresses(addrs);
+            return policy.setHostAddresses(addrs);
+          })
           .catch((err: Error) => log(`reading the node's addresses failed: ${err.message}`));
       }, HOST_ADDRESS_INTERVAL_MS);
       agent.hostTimer.unref();
@@ -142,6 +156,27 @@ export class Agent {
     }
     log(`node ${options.node} ready on ${options.socket} (pod ranges ${options.podCidr4}, ${options.podCidr6})`);
     return agent;
+  }
+
+  /**
+   * The XDP load balancer on each of `devices` (a link pinned by an earlier
+   * run gets the new program in place); links left on devices no longer
+   * named are removed.
+   */
+  private attachXdp(devices: readonly string[]): void {
+    for (const name of XdpLb.pinned(this.lbMaps.paths).keys()) {
+      if (devices.includes(name)) continue;
+      XdpLb.detach(this.lbMaps.paths, name);
+      this.log(`XDP load balancer detached from ${name} (no longer an --lb-interface)`);
+    }
+    if (devices.length === 0) {
+      this.log('no --lb-interface: NodePort and ExternalIP frontends are not reachable from outside the node');
+      return;
+    }
+    for (const ifname of devices) {
+      const link = XdpLb.attach(this.lbMaps, { ifname });
+      this.log(`XDP load balancer ${link.updated ? 'updated in place' : 'attached'} on ${ifname} (native mode)`);
+    }
   }
 
   status(): AgentStatus {

@@ -11,7 +11,8 @@ import { DEFAULT_SOCKET } from '../api/client.js';
 const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PATH] [--bpffs DIR]
                      [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]
                      [--proxy-port 15080] [--proxy-workers N (default: one per two cores)]
-                     [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]`;
+                     [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]
+                     [--lb-interface DEV ... (XDP load balancing of NodePort/ExternalIP on DEV; repeatable)]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
         'proxy-workers': { type: 'string' },
         'maglev-size': { type: 'string' },
         'lb-cgroup': { type: 'string' },
+        'lb-interface': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -55,6 +57,9 @@ async function main(): Promise<void> {
     fail(`--proxy-workers "${values['proxy-workers']}" is not a number of workers (1-64)`, 2);
   const maglevSize = values['maglev-size'] === undefined ? undefined : Number(values['maglev-size']);
   if (maglevSize !== undefined && !/^\d+$/.test(values['maglev-size']!)) fail(`--maglev-size "${values['maglev-size']}" is not a number`, 2);
+  const lbInterfaces = values['lb-interface'] ?? [];
+  for (const dev of lbInterfaces) if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(dev)) fail(`--lb-interface "${dev}" is not a network device name`, 2);
+  if (new Set(lbInterfaces).size !== lbInterfaces.length) fail(`--lb-interface names a device twice: ${lbInterfaces.join(', ')}`, 2);
   if (process.getuid?.() !== 0) fail('must run as root: it loads BPF programs and creates network links');
 
   // Preconditions checked before the FFI layer is loaded, so each has its own clear line.
@@ -80,6 +85,7 @@ async function main(): Promise<void> {
       ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
       ...(maglevSize !== undefined ? { maglevSize } : {}),
       ...(values['lb-cgroup'] !== undefined ? { lbCgroup: values['lb-cgroup'] } : {}),
+      lbInterfaces,
     },
     log,
   );

@@ -14,7 +14,7 @@ import { htons, keyAddress } from '../common/wire-values.js';
 import { isPrime } from '../common/maglev.js';
 import { mkdirSync } from 'node:fs';
 import { invalid } from '../common/errors.js';
-import { parseIP, type Family } from '../common/ip.js';
+import { formatIP, parseIP, type Family } from '../common/ip.js';
 import type { BackendEntry, Frontend, FrontendEntry, FrontendScope, LbDatapath, LbProtocol } from '../common/lb.js';
 import { BpfError, BpfMap, BpfObject, TypedMap, bpfObjectPath, u32, u64 } from '../bpf/index.js';
 import {
@@ -23,6 +23,7 @@ import {
   TndLbBackendState,
   TndLbFrontend,
   TndLbNetns,
+  TndLbNodeAddrKey,
   TndLbRevnatKey,
   TndLbScope,
   TndLbService,
@@ -41,6 +42,8 @@ export const LB_MAPS = [
   'tnd_lb_affinity',
   'tnd_lb_revnat',
   'tnd_lb_backend_conns',
+  'tnd_lb_nat',
+  'tnd_lb_node_addrs',
   'tnd_lb_netns',
   'tnd_lb_sock_revnat',
   'tnd_lb_sock_stats',
@@ -328,6 +331,40 @@ export class LbMaps implements LbDatapath, Disposable {
   /** Registered pod namespaces: cookie -> endpoint id. */
   podNetns(): Map<bigint, number> {
     return new Map(this.netns.lookupBatch().map(([k, v]) => [k, v.endpointId]));
+  }
+
+  /**
+   * The node's own addresses (tnd_lb_node_addrs): NodePort frontends answer
+   * packets sent to one of them. Makes the map hold exactly `addresses`;
+   * what was there and is not any more goes.
+   */
+  setNodeAddresses(addresses: readonly string[]): { added: number; removed: number } {
+    const map = this.raw.get('tnd_lb_node_addrs')!;
+    const want = new Map<string, Buffer>();
+    for (const text of addresses) {
+      const { family, bytes } = address(text, 'node address');
+      const key = TndLbNodeAddrKey.encode({ addr: keyAddress(bytes), family: wireFamily(family) });
+      want.set(key.toString('hex'), key);
+    }
+    if (want.size > map.maxEntries) throw invalid(`the node has ${want.size} addresses; NodePort serves at most ${map.maxEntries}`);
+    let removed = 0;
+    for (const [k] of map.lookupBatch()) {
+      if (want.has(k.toString('hex'))) want.delete(k.toString('hex'));
+      else if (map.delete(k)) removed++;
+    }
+    const one = u32.encode(1);
+    for (const key of want.values()) map.update(key, one);
+    return { added: want.size, removed };
+  }
+
+  /** The node addresses NodePort frontends answer on, as written. */
+  nodeAddresses(): string[] {
+    const map = this.raw.get('tnd_lb_node_addrs')!;
+    return map
+      .lookupBatch()
+      .map(([k]) => TndLbNodeAddrKey.decode(k))
+      .map((k) => formatIP(k.family === TndFamily.TND_AF_INET ? k.addr.subarray(0, 4) : k.addr))
+      .sort();
   }
 
   /** What the socket LB did, summed over CPUs, by enum tnd_lb_sock_stat name ("TND_LB_SOCK_TRANSLATED"). */
