@@ -11,7 +11,8 @@ import { DEFAULT_SOCKET } from '../api/client.js';
 const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PATH] [--bpffs DIR]
                      [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]
                      [--proxy-port 15080] [--proxy-workers N (default: one per two cores)]
-                     [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]`;
+                     [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]
+                     [--no-socket-lb (pods reach services per packet, not at connect())]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
         'proxy-workers': { type: 'string' },
         'maglev-size': { type: 'string' },
         'lb-cgroup': { type: 'string' },
+        'no-socket-lb': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -80,6 +82,7 @@ async function main(): Promise<void> {
       ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
       ...(maglevSize !== undefined ? { maglevSize } : {}),
       ...(values['lb-cgroup'] !== undefined ? { lbCgroup: values['lb-cgroup'] } : {}),
+      ...(values['no-socket-lb'] ? { noSocketLb: true } : {}),
     },
     log,
   );
