@@ -303,7 +303,7 @@ export class Topology implements AsyncDisposable {
     await must(['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', member.netnsPath], { netns: u.netnsPath });
     await must(['ip', '-batch', '-'], { netns: u.netnsPath, input: `link set ${port} master br0\nlink set ${port} up\n` });
     await must(['ip', '-batch', '-'], { netns: member.netnsPath, input: `addr add ${ipv4}/27 dev ul0\naddr add ${ipv6}/64 dev ul0 nodad\nlink set ul0 up\n` });
-    const mac = (await must(['cat', '/sys/class/net/ul0/address'], { netns: member.netnsPath })).trim();
+    const mac = (JSON.parse(await must(['ip', '-j', 'link', 'show', 'ul0'], { netns: member.netnsPath })) as Array<{ address: string }>)[0]!.address;
     const node = member instanceof Node ? member : undefined;
     if (node) {
       for (const other of u.members) {
