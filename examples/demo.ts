@@ -3,11 +3,13 @@
  * the commands a user would type and every request's real result.
  *
  * The empire runs a deathstar (two pods, org=empire class=deathstar, an HTTP
- * service on port 80). A tiefighter (org=empire) and an xwing (org=alliance)
- * request landing. First no policy: both land. Then an L3/L4 policy: only
- * the empire reaches port 80, the xwing's connection is dropped in the
- * datapath (the monitor shows it). Then an L7 policy: the tiefighter may
- * still land, but its PUT /v1/exhaust-port gets 403 from Tendril's proxy.
+ * server on port 80) behind one service address, 10.96.0.10:80, which the
+ * datapath balances over the two pods at connect(). A tiefighter
+ * (org=empire) and an xwing (org=alliance) request landing through that
+ * address. First no policy: both land, on both pods. Then an L3/L4 policy:
+ * only the empire reaches port 80, the xwing's connection is dropped on the
+ * chosen backend (the monitor shows it). Then an L7 policy: the tiefighter
+ * may still land, but its PUT /v1/exhaust-port gets 403 from Tendril's proxy.
  *
  * Everything lives in namespaces of its own and is removed at the end; any
  * step that does not behave as shown makes the demo exit non-zero.
@@ -35,20 +37,27 @@ async function cli(node: Node, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** What a request got: the HTTP status and body, or "dropped" when the connection never got an answer. */
+/** The deathstar's service address: the ships know only this one. */
+const DEATHSTAR = '10.96.0.10';
+
+/** What a request got: the HTTP status, body and the pod that served it, or "dropped" when the connection never got an answer. */
 interface Outcome {
   status: number | 'dropped';
   body: string;
+  servedBy: string;
 }
 
-/** One request with curl from a ship, printed as the user would type and see it. */
-async function request(ship: Pod, method: string, target: Pod, path: string): Promise<Outcome> {
-  const url = `http://${target.ipv4}${path}`;
-  const r = await sh(['curl', '-s', '--max-time', '2', '-X', method, '-w', '\n%{http_code}', url], { netns: ship.netnsPath, timeoutMs: 10_000 });
+/** One request with curl from a ship to the deathstar service, printed as the user would type and see it. */
+async function request(ship: Pod, method: string, path: string, quiet = false): Promise<Outcome> {
+  const url = `http://${DEATHSTAR}${path}`;
+  const r = await sh(['curl', '-s', '--max-time', '2', '-X', method, '-w', '\n%{http_code} %header{x-served-by}', url], { netns: ship.netnsPath, timeoutMs: 10_000 });
   const nl = r.stdout.lastIndexOf('\n');
-  const outcome: Outcome = r.code === 28 ? { status: 'dropped', body: '' } : { status: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, Math.max(nl, 0)).trim() };
+  const [code, servedBy] = r.stdout.slice(nl + 1).split(' ');
+  const outcome: Outcome =
+    r.code === 28 ? { status: 'dropped', body: '', servedBy: '' } : { status: Number(code), body: r.stdout.slice(0, Math.max(nl, 0)).trim(), servedBy: servedBy ?? '' };
+  if (quiet) return outcome;
   const shipName = ship.name.replace(/^tnd[0-9a-f]+-/, '');
-  const result = outcome.status === 'dropped' ? 'no answer: connection dropped (curl timed out)' : `${outcome.status} ${outcome.body}`;
+  const result = outcome.status === 'dropped' ? 'no answer: connection dropped (curl timed out)' : `${outcome.status} ${outcome.body}   (${outcome.servedBy ? `served by ${outcome.servedBy}` : "answered by Tendril's proxy"})`;
   process.stdout.write(`${shipName.padStart(10)} $ curl -X ${method} ${url}\n${''.padStart(13)}${result}\n`);
   return outcome;
 }
@@ -89,20 +98,36 @@ async function main(): Promise<void> {
     show('each deathstar pod serves POST /v1/request-landing and PUT /v1/exhaust-port on port 80');
     await cli(node, ['endpoint', 'list']);
 
-    step('No policy: every ship may land on every deathstar pod');
-    for (const ds of deathstars)
-      for (const ship of [tiefighter, xwing]) {
-        const r = await request(ship, 'POST', ds, '/v1/request-landing');
-        check(r.status === 200 && r.body === 'Ship landed', `${ship.name} should land without a policy`);
-      }
+    step(`The deathstar becomes a service: one address, ${DEATHSTAR}:80, balanced over its two pods`);
+    const added = await cli(node, ['service', 'add', '--frontend', `${DEATHSTAR}:80/TCP`, ...deathstars.flatMap((d) => ['--backend', `${d.ipv4}:80`])]);
+    const svcId = Number(/^ID: +(\d+)$/m.exec(added)?.[1]);
+    check(svcId > 0, 'service add should print the new service id');
+    show('(each ship\'s connect() to the address goes straight to one pod, chosen by Maglev hashing in the kernel)');
+
+    step('No policy: every ship may land, through the service, on either pod');
+    const served = new Map<string, number>();
+    for (const ship of [tiefighter, xwing]) {
+      const r = await request(ship, 'POST', '/v1/request-landing');
+      check(r.status === 200 && r.body === 'Ship landed', `${ship.name} should land without a policy`);
+    }
+    process.stdout.write(`   ... and 20 more landings of the tiefighter:\n`);
+    for (let i = 0; i < 20; i++) {
+      const r = await request(tiefighter, 'POST', '/v1/request-landing', true);
+      check(r.status === 200, 'every landing through the service should succeed');
+      served.set(r.servedBy, (served.get(r.servedBy) ?? 0) + 1);
+    }
+    show([...served].sort().map(([pod, n]) => `${pod}: ${n} landings`).join('\n'));
+    check(served.size === 2 && deathstars.every((_, i) => served.has(`deathstar-${i + 1}`)), `both deathstar pods should serve landings, saw ${JSON.stringify([...served])}`);
+    const list = await cli(node, ['service', 'list']);
+    check(list.includes(`${DEATHSTAR}:80/TCP`), 'service list should show the deathstar service');
 
     step('L3/L4 policy: only org=empire may reach the deathstar, on TCP port 80');
     show(readFileSync(L3L4_POLICY, 'utf8'));
     await cli(node, ['policy', 'import', L3L4_POLICY]);
     const drops = await watch(node, ['--type', 'drop'], async () => {
-      for (const ds of deathstars) {
-        check((await request(tiefighter, 'POST', ds, '/v1/request-landing')).status === 200, 'the tiefighter should still land');
-        check((await request(xwing, 'POST', ds, '/v1/request-landing')).status === 'dropped', "the xwing's connection should be dropped");
+      for (let i = 0; i < 2; i++) {
+        check((await request(tiefighter, 'POST', '/v1/request-landing')).status === 200, 'the tiefighter should still land');
+        check((await request(xwing, 'POST', '/v1/request-landing')).status === 'dropped', "the xwing's connection should be dropped");
       }
     });
     const xwingDrops = drops.filter((l) => l.includes(xwing.ipv4) && l.includes('policy denied'));
@@ -111,7 +136,7 @@ async function main(): Promise<void> {
     show(xwingDrops.slice(0, 4).join('\n'));
 
     step('But L3/L4 cannot tell requests apart: the tiefighter hits the exhaust port');
-    const boom = await request(tiefighter, 'PUT', deathstars[0]!, '/v1/exhaust-port');
+    const boom = await request(tiefighter, 'PUT', '/v1/exhaust-port');
     check(boom.status === 503 && boom.body.startsWith('Panic'), 'without L7 rules the exhaust port should be reachable');
 
     step('L7 policy: empire ships may only POST /v1/request-landing');
@@ -119,19 +144,25 @@ async function main(): Promise<void> {
     await cli(node, ['policy', 'import', L7_POLICY]);
     await cli(node, ['policy', 'trace', '--src', 'org=empire,class=tiefighter', '--dst', 'org=empire,class=deathstar', '--dport', '80/TCP']);
     const l7 = await watch(node, ['--type', 'l7'], async () => {
-      for (const ds of deathstars) {
-        const landing = await request(tiefighter, 'POST', ds, '/v1/request-landing');
+      for (let i = 0; i < 2; i++) {
+        const landing = await request(tiefighter, 'POST', '/v1/request-landing');
         check(landing.status === 200 && landing.body === 'Ship landed', 'the tiefighter should land through the proxy');
-        const exhaust = await request(tiefighter, 'PUT', ds, '/v1/exhaust-port');
+        const exhaust = await request(tiefighter, 'PUT', '/v1/exhaust-port');
         check(exhaust.status === 403 && exhaust.body === 'Access denied', 'the exhaust port should be denied with 403');
       }
-      check((await request(xwing, 'POST', deathstars[0]!, '/v1/request-landing')).status === 'dropped', 'the xwing should stay dropped');
+      check((await request(xwing, 'POST', '/v1/request-landing')).status === 'dropped', 'the xwing should stay dropped');
     });
     check(l7.filter((l) => l.includes(' L7 ')).length === 4, `the monitor should show 4 L7 events, saw:\n${l7.join('\n')}`);
     process.stdout.write('$ tendril monitor --type l7   (while the ships tried)\n');
     show(l7.sort().join('\n'));
 
+    step('The service after all this: new connections per deathstar pod');
+    await cli(node, ['service', 'list']);
+    const after = await node.client.getService(svcId);
+    check(after.backends.length === 2 && after.backends.every((b) => b.connections > 0), 'both backends should count connections');
+
     step('Cleaning up');
+    await cli(node, ['service', 'delete', String(svcId)]);
     await cli(node, ['policy', 'delete', '--all']);
     for (const p of [...deathstars, tiefighter, xwing]) await cli(node, ['endpoint', 'delete', String(p.id)]);
   } finally {

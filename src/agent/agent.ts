@@ -50,6 +50,8 @@ export interface AgentOptions {
    * reachable from outside the node).
    */
   lbInterfaces?: string[];
+  /** No socket load balancer: pods' service traffic takes the per-packet path of the endpoint programs. */
+  noSocketLb?: boolean;
 }
 
 const DEFAULT_PROXY_PORT = 15080;
@@ -104,29 +106,39 @@ export class Agent {
     const identities = await IdentityAllocator.open(kvstore, options.node);
     const policy = new PolicyEnforcement(new PolicyRepository(options.stateDir), identities, new Ipcache(maps.ipcache), maps.policy, options.stateDir);
     const pods = new PodNamespaces(lbMaps);
+    const services = new ServiceManager(lbMaps, { stateDir: options.stateDir, podCidrs: [options.podCidr4, options.podCidr6] });
     const hooks = {
       attach: async (ep: Endpoint) => {
+        // Port maps first: a host port in use fails the add before identity and policy work.
+        await services.setPortMaps(ep.id, ep.portMaps ?? [], [ep.ipv4, ep.ipv6].filter(Boolean));
         const identity = await policy.attach(ep);
         pods.register(ep);
         return identity;
       },
       detach: async (id: number) => {
         pods.unregister(id);
-        await policy.detach(id);
+        await Promise.all([policy.detach(id), services.setPortMaps(id, [], [])]);
       },
     };
     const endpoints = new EndpointManager(maps, { ipv4: options.podCidr4, ipv6: options.podCidr6 }, options.stateDir, hooks, { traceAll: options.traceAll });
-    const services = new ServiceManager(lbMaps, { stateDir: options.stateDir, podCidrs: [options.podCidr4, options.podCidr6] });
     const agent = new Agent(options, maps, kvstore, identities, policy, endpoints, lbMaps, services);
     agent.log = log;
     try {
+      // Services before endpoints: restoring an endpoint restores its port maps, removing one removes them.
+      const lbReport = await services.restore();
+      log(`restored services: ${lbReport.services} services, ${lbReport.backends} backends, ${lbReport.maglevTables} Maglev tables`);
       const report = await endpoints.restore();
       log(`restored endpoints: ${report.adopted} adopted, ${report.reattached} re-attached, ${report.removed} gone and removed`);
       pods.prune();
-      const lbReport = await services.restore();
-      log(`restored services: ${lbReport.services} services, ${lbReport.backends} backends, ${lbReport.maglevTables} Maglev tables`);
-      // Pods' connect() reaches services from here on; the links are pinned, so they outlive this process.
-      SockLb.attach(lbMaps, options.lbCgroup !== undefined ? { cgroup: options.lbCgroup } : {});
+      await services.prunePortMaps(new Set(endpoints.list().map((ep) => ep.id)));
+      if (options.noSocketLb) {
+        // Links pinned by an earlier run would keep translating at connect().
+        const n = SockLb.detach(paths);
+        log(`socket load balancing off${n ? ` (${n} pinned links detached)` : ''}: pods reach services per packet`);
+      } else {
+        // Pods' connect() reaches services from here on; the links are pinned, so they outlive this process.
+        SockLb.attach(lbMaps, options.lbCgroup !== undefined ? { cgroup: options.lbCgroup } : {});
+      }
       const addrs = await hostAddresses();
       // NodePort frontends answer on these; written before XDP looks at them.
       lbMaps.setNodeAddresses(addrs);

@@ -12,7 +12,8 @@ const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PA
                      [--pod-cidr 10.200.0.0/24] [--pod-cidr6 fd10:200::/64] [--trace-all]
                      [--proxy-port 15080] [--proxy-workers N (default: one per two cores)]
                      [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]
-                     [--lb-interface DEV ... (XDP load balancing of NodePort/ExternalIP on DEV; repeatable)]`;
+                     [--lb-interface DEV ... (XDP load balancing of NodePort/ExternalIP on DEV; repeatable)]
+                     [--no-socket-lb (pods reach services per packet, not at connect())]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
         'maglev-size': { type: 'string' },
         'lb-cgroup': { type: 'string' },
         'lb-interface': { type: 'string', multiple: true },
+        'no-socket-lb': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
       ...(maglevSize !== undefined ? { maglevSize } : {}),
       ...(values['lb-cgroup'] !== undefined ? { lbCgroup: values['lb-cgroup'] } : {}),
       lbInterfaces,
+      ...(values['no-socket-lb'] ? { noSocketLb: true } : {}),
     },
     log,
   );

@@ -5,6 +5,7 @@ import type { MonitorHub } from '../monitor/hub.js';
 import type { NodeMaps } from '../datapath/node-maps.js';
 import type { ServiceManager } from '../loadbalancer/manager.js';
 import { dumpMap, listMaps } from '../datapath/map-views.js';
+import { parsePortMaps } from '../endpoint/port-map.js';
 import { TendrilError, invalid } from '../common/errors.js';
 import { AddEndpointBody, AddServiceBody, EndpointIdParam, IdentityIdParam, MapNameParam, MonitorQuery, PolicyImportBody, PolicyNameParam, PolicyTraceBody, ServiceIdParam, UpdateServiceBody, parse } from './schemas.js';
 import type { ApiServer } from './server.js';
@@ -27,7 +28,8 @@ export function registerRoutes(api: ApiServer, svc: AgentServices): void {
     .route('GET', '/v1/endpoints', () => svc.endpoints.list())
     .route('POST', '/v1/endpoints', ({ body }) => {
       if (body === undefined) throw invalid('POST /v1/endpoints needs a JSON body such as {"netns": "/run/netns/pod1"}');
-      return svc.endpoints.add(parse(AddEndpointBody, body, 'endpoint'));
+      const req = parse(AddEndpointBody, body, 'endpoint');
+      return svc.endpoints.add({ ...req, portMaps: parsePortMaps(req.portMaps ?? []) });
     })
     .route('GET', '/v1/endpoints/:id', ({ params }) => svc.endpoints.get(parse(EndpointIdParam, params.id, 'endpoint id')))
     .route('DELETE', '/v1/endpoints/:id', ({ params }) => svc.endpoints.delete(parse(EndpointIdParam, params.id, 'endpoint id')))

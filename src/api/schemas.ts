@@ -19,6 +19,8 @@ export const AddEndpointBody = z
     netns: z.string().min(1, 'netns must be a path such as /run/netns/NAME').startsWith('/', 'netns must be an absolute path'),
     labels: labelMap.optional(),
     ifname: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'ifname must be 1-15 letters, digits, "_", "-", "."').optional(),
+    /** "8080:80/TCP": checked by the endpoint model (parsePortMaps). */
+    portMaps: z.array(z.string({ message: 'a port map is HOSTPORT:CONTAINERPORT/PROTOCOL, such as 8080:80/TCP' }).max(32)).max(1024).optional(),
   })
   .strict();
 export type AddEndpointBody = z.infer<typeof AddEndpointBody>;

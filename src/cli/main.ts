@@ -16,7 +16,7 @@ import { statusCommand } from './commands/status.js';
 const USAGE = `usage: tendril [--socket PATH] COMMAND [-o json]
 commands:
   status                                  agent, datapath, maps, endpoint count
-  endpoint add --netns PATH [--labels k=v,...]
+  endpoint add --netns PATH [--labels k=v,...] [--port-map HOSTPORT:PORT[/PROTO]]...
   endpoint list | get ID | delete ID
   policy import FILE... | list | get NAME | delete NAME|--all
   policy trace --src LABELS|ID|CIDR --dst LABELS|ID --dport PORT[/PROTO]

@@ -10,7 +10,11 @@
  */
 
 export type LbProtocol = 'TCP' | 'UDP';
-export type ServiceType = 'ClusterIP' | 'NodePort' | 'ExternalIP';
+/**
+ * HostPort: an endpoint's port map ("8080:80/TCP"), owned by that endpoint:
+ * made, restored and removed with it, never changed through `service`.
+ */
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'HostPort';
 export type LbMode = 'snat' | 'dsr';
 /** A terminating backend keeps its connections but gets no new ones. */
 export type BackendState = 'active' | 'terminating';
@@ -23,6 +27,18 @@ export type BackendState = 'active' | 'terminating';
  * and a nodeport one.
  */
 export type FrontendScope = 'cluster' | 'nodeport' | 'external';
+
+/**
+ * A pod's port published on the node (hostPort): any node address at
+ * hostPort reaches the pod's containerPort, from outside the node. The load
+ * balancer serves it as a nodeport-scope frontend with the pod as its one
+ * backend, in each of the pod's families.
+ */
+export interface PortMap {
+  hostPort: number;
+  containerPort: number;
+  protocol: LbProtocol;
+}
 
 export interface Frontend {
   /** For scope "nodeport": "0.0.0.0" or "::" (every address of the node in that family). */

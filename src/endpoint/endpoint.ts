@@ -1,5 +1,6 @@
 /** An endpoint: one pod network namespace attached to the node. */
 import type { Labels } from '../common/labels.js';
+import type { PortMap } from '../common/lb.js';
 
 export interface Endpoint {
   id: number;
@@ -15,6 +16,8 @@ export interface Endpoint {
   ipv6: string;
   labels: Labels;
   identity: number;
+  /** hostPort-style port maps: node address:hostPort reaches the pod's containerPort (absent in older state files: none). */
+  portMaps?: PortMap[];
   createdAt: string;
 }
 

@@ -16,6 +16,7 @@ import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpoint
 import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUpWithRoute } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
+import type { PortMap } from '../common/lb.js';
 import { MAX_ENDPOINT_ID, type Endpoint } from './endpoint.js';
 
 interface EndpointState {
@@ -29,12 +30,15 @@ export interface AddEndpointRequest {
   netns: string;
   labels?: Record<string, string>;
   ifname?: string;
+  /** Validated already (parsePortMaps); the hooks make them real. */
+  portMaps?: PortMap[];
 }
 
 /**
- * What the rest of the agent does when an endpoint comes and goes (identity
- * and policy): attach runs before the endpoint's first packet and returns its
- * identity; detach undoes it.
+ * What the rest of the agent does when an endpoint comes and goes (identity,
+ * policy, its port maps): attach runs before the endpoint's first packet and
+ * returns its identity (a failure fails the add and removes the endpoint);
+ * detach undoes it. Both run again for every endpoint kept at a restore.
  */
 export interface EndpointHooks {
   attach(ep: Endpoint): Promise<number>;
@@ -159,6 +163,7 @@ export class EndpointManager {
       ipv6: addrs.ipv6,
       labels,
       identity: 0,
+      ...(req.portMaps?.length ? { portMaps: req.portMaps } : {}),
       createdAt: new Date().toISOString(),
     };
     const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };

@@ -21,8 +21,8 @@
  * drain timeout, or a second removal, deletes it.
  */
 import { TendrilError, conflict, invalid, notFound } from '../common/errors.js';
-import { formatHostPort, parsePrefix, type Prefix } from '../common/ip.js';
-import type { BackendEntry, BackendState, Frontend, FrontendEntry, FrontendScope, LbDatapath, LbMode, LbProtocol, ServiceType } from '../common/lb.js';
+import { formatHostPort, formatIP, parseIP, parsePrefix, type Prefix } from '../common/ip.js';
+import type { BackendEntry, BackendState, Frontend, FrontendEntry, FrontendScope, LbDatapath, LbMode, LbProtocol, PortMap, ServiceType } from '../common/lb.js';
 import { buildMaglevTable, isPrime } from '../common/maglev.js';
 import { Mutex } from '../common/mutex.js';
 import {
@@ -80,6 +80,8 @@ interface StoredService {
   /** The Maglev table its frontends point to (shared by services with the same active backends). */
   maglevId: number;
   backends: StoredBackend[];
+  /** Type HostPort: the endpoint whose port map this is; it lives and dies with that endpoint. */
+  owner?: number;
 }
 
 /** A node-wide backend and how many services use it (terminating uses included). */
@@ -183,7 +185,7 @@ export class ServiceManager {
    */
   update(id: number, changes: ServiceChanges): Promise<ServiceView> {
     return this.mutate(() => {
-      const before = this.stored(id);
+      const before = this.userOwned(id);
       const valid = validateChanges(before, changes);
       const now = Date.now();
       const same = (a: BackendAddress) => (b: StoredBackend) => a.address === b.address && a.port === b.port;
@@ -226,7 +228,7 @@ export class ServiceManager {
     return this.mutex
       .run(() => {
         this.checkRestored();
-        const before = this.stored(id);
+        const before = this.userOwned(id);
         const view = this.view(before, this.datapath.backendConnections());
         this.transition(before, undefined);
         return view;
@@ -235,6 +237,79 @@ export class ServiceManager {
         await this.save();
         return view;
       });
+  }
+
+  /**
+   * Makes endpoint `owner`'s port maps real: one HostPort service per map
+   * and pod address (one address per family), each a nodeport-scope
+   * frontend at the host port with the pod's address:containerPort as its
+   * one backend. Services of the owner that match stay as they are, others
+   * go; a host port taken by another service or endpoint fails the whole
+   * call and changes nothing. `maps` empty: the owner's services go.
+   */
+  setPortMaps(owner: number, maps: readonly PortMap[], addresses: readonly string[]): Promise<ServiceView[]> {
+    return this.mutex
+      .run(() => {
+        this.checkRestored();
+        const mine = [...this.services.values()].filter((s) => s.owner === owner);
+        const wanted = portMapServices(owner, maps, addresses);
+        const same = (a: StoredService, b: StoredService) =>
+          formatFrontend(a.frontend) === formatFrontend(b.frontend) && a.backends[0]!.address === b.backends[0]!.address && a.backends[0]!.port === b.backends[0]!.port;
+        const gone = mine.filter((s) => !wanted.some((w) => same(s, w)));
+        const fresh = wanted.filter((w) => !mine.some((s) => same(s, w)));
+        // Every check before the first write: a port freed by this owner's own gone services is free.
+        const seen = new Set<string>();
+        for (const w of fresh) {
+          const key = frontendKey(w.frontend, 'nodeport');
+          if (seen.has(key)) throw invalid(`host port ${w.frontend.port}/${w.frontend.protocol} is mapped twice`);
+          seen.add(key);
+          const holder = this.frontendOwners.get(key);
+          if (holder !== undefined && !gone.some((g) => g.id === holder)) throw conflict(`host port ${w.frontend.port}/${w.frontend.protocol} is used by ${this.describe(holder)} already`);
+        }
+        if (this.nextServiceId + fresh.length - 1 > MAX_ID) throw new TendrilError('exhausted', `service ids are used up (${MAX_ID}); remove services.json to start over`);
+        const done: Array<[StoredService | undefined, StoredService | undefined]> = [];
+        const nextBefore = this.nextServiceId;
+        try {
+          for (const g of gone) {
+            this.transition(g, undefined);
+            done.push([g, undefined]);
+          }
+          for (const w of fresh) {
+            w.id = this.nextServiceId;
+            this.transition(undefined, w);
+            done.push([undefined, w]);
+            this.nextServiceId++;
+          }
+        } catch (err) {
+          for (const [before, after] of done.reverse()) {
+            try {
+              this.transition(after, before);
+            } catch {
+              // Best effort, as in transition(): the next restore writes the saved state again.
+            }
+          }
+          this.nextServiceId = nextBefore;
+          throw err;
+        }
+        const connections = this.datapath.backendConnections();
+        return [...this.services.values()].filter((s) => s.owner === owner).sort((a, b) => a.id - b.id).map((s) => this.view(s, connections));
+      })
+      .then(async (views) => {
+        await this.save();
+        return views;
+      });
+  }
+
+  /** The port maps of endpoints not in `owners` go (endpoints removed while no agent ran); returns how many services went. */
+  async prunePortMaps(owners: ReadonlySet<number>): Promise<number> {
+    const orphans = new Set<number>();
+    for (const s of this.services.values()) if (s.owner !== undefined && !owners.has(s.owner)) orphans.add(s.owner);
+    let removed = 0;
+    for (const owner of orphans) {
+      removed += [...this.services.values()].filter((s) => s.owner === owner).length;
+      await this.setPortMaps(owner, [], []);
+    }
+    return removed;
   }
 
   /**
@@ -299,13 +374,29 @@ export class ServiceManager {
     return s;
   }
 
+  /** A service users may change: not an endpoint's port map. */
+  private userOwned(id: number): StoredService {
+    const s = this.stored(id);
+    if (s.owner !== undefined)
+      throw conflict(
+        `service ${id} is the port map ${s.frontend.port}:${s.backends[0]?.port}/${s.frontend.protocol} of endpoint ${s.owner}: it goes with the endpoint (tendril endpoint delete ${s.owner})`,
+      );
+    return s;
+  }
+
+  /** "service 3", or "endpoint 4's port map" for a HostPort service. */
+  private describe(id: number): string {
+    const owner = this.services.get(id)?.owner;
+    return owner !== undefined ? `a port map of endpoint ${owner}` : `service ${id}`;
+  }
+
   /** Checks what depends on other services: frontends in use, and the table's capacity. */
   private checkFits(s: StoredService): void {
     for (const e of frontendEntries(s, 0, 0)) {
       const owner = this.frontendOwners.get(frontendKey(e.frontend, e.scope));
       if (owner !== undefined && owner !== s.id) {
         const what = e.scope === 'nodeport' ? `node port ${e.frontend.port}/${e.frontend.protocol}` : `frontend ${formatFrontend(e.frontend)}`;
-        throw conflict(`${what} is used by service ${owner} already`);
+        throw conflict(`${what} is used by ${this.describe(owner)} already`);
       }
     }
     const active = s.backends.filter((b) => b.state === 'active').length;
@@ -678,6 +769,7 @@ export class ServiceManager {
       affinity: s.affinityTimeoutSec > 0 ? 'client-ip' : 'none',
       affinityTimeoutSec: s.affinityTimeoutSec,
       ...(s.nodePort !== undefined ? { nodePort: s.nodePort } : {}),
+      ...(s.owner !== undefined ? { name: `endpoint-${s.owner}`, endpoint: s.owner } : {}),
       activeBackends: countActive(s),
       backends: s.backends.map((b) => {
         const id = this.backends.get(backendKey(b.address, b.port, protocol))?.id;
@@ -698,6 +790,8 @@ function frontendEntries(s: StoredService, maglevId: number, activeBackends: num
     maglevId,
     activeBackends,
   });
+  // A port map is reached from outside only: its frontend holds no address.
+  if (s.type === 'HostPort') return [entry(s.frontend, 'nodeport')];
   const out = [entry(s.frontend, 'cluster')];
   if (s.type === 'NodePort') {
     const any = s.frontend.address.includes(':') ? '::' : '0.0.0.0';
@@ -728,4 +822,28 @@ function countActive(s: StoredService): number {
 /** A backend is active node-wide while any service still sends it new flows. */
 function backendEntry(r: BackendRecord): BackendEntry {
   return { id: r.id, address: r.address, port: r.port, protocol: r.protocol, state: r.activeRefs > 0 ? 'active' : 'terminating' };
+}
+
+/** The HostPort services of one endpoint's port maps (ids still 0): one per map and address. */
+function portMapServices(owner: number, maps: readonly PortMap[], addresses: readonly string[]): StoredService[] {
+  const out: StoredService[] = [];
+  for (const m of maps) {
+    for (const p of [m.hostPort, m.containerPort]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw invalid(`port map ${m.hostPort}:${m.containerPort}/${m.protocol}: ${p} is not a port (1-65535)`);
+    for (const text of addresses) {
+      const { family, bytes } = parseIP(text);
+      const address = formatIP(bytes);
+      const any = family === 6 ? '::' : '0.0.0.0';
+      out.push({
+        id: 0,
+        type: 'HostPort',
+        frontend: { address: any, port: m.hostPort, protocol: m.protocol },
+        mode: 'snat',
+        affinityTimeoutSec: 0,
+        maglevId: 0,
+        backends: [{ address, port: m.containerPort, state: 'active' }],
+        owner,
+      });
+    }
+  }
+  return out;
 }

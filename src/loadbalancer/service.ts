@@ -85,6 +85,10 @@ export interface ServiceView {
   /** 0 without affinity. */
   affinityTimeoutSec: number;
   nodePort?: number;
+  /** Type HostPort: named after the endpoint whose port map it is ("endpoint-3"). */
+  name?: string;
+  /** Type HostPort: the owning endpoint; delete the endpoint to remove it. */
+  endpoint?: number;
   /** Backends that get new connections; 0: the service refuses them. */
   activeBackends: number;
   backends: ServiceBackendView[];

@@ -167,6 +167,24 @@ export interface World {
   ipv4: string;
   /** The node's address on the link to the world. */
   nodeIPv4: string;
+  /** The same in IPv6 (2001:db8::/32). */
+  ipv6: string;
+  nodeIPv6: string;
+  /** The node's end of the link (its world-facing device: --lb-interface). */
+  nodeDev: string;
+}
+
+/**
+ * A node or the world on the shared underlay (a bridge in its own netns):
+ * addresses in 203.0.113.64/27 and 2001:db8:1::/64, on-link to each other.
+ */
+export interface UnderlayMember {
+  netnsPath: string;
+  /** Its device on the underlay. */
+  dev: string;
+  mac: string;
+  ipv4: string;
+  ipv6: string;
 }
 
 export interface Pod {
@@ -186,6 +204,7 @@ export class Topology implements AsyncDisposable {
   private readonly children: ChildProcess[] = [];
   private nodeCount = 0;
   private worldCount = 0;
+  private underlay: { netnsPath: string; members: Array<UnderlayMember & { node?: Node }> } | undefined;
 
   private constructor() {
     this.prefix = `tnd${randomBytes(3).toString('hex')}`;
@@ -231,9 +250,11 @@ export class Topology implements AsyncDisposable {
 
   /**
    * An "outside world" netns joined to `node` by a point-to-point veth (the
-   * node's end 203.0.113.(2k+1), the world's 203.0.113.(2k+100)); the world
-   * routes the pod ranges back through the node. Call before starting the agent, or the
-   * agent learns the node's new address on its next refresh.
+   * node's end 203.0.113.(2k+1) and 2001:db8::(2k+1), the world's
+   * 203.0.113.(2k+100) and 2001:db8::(2k+100)); the world routes the pod
+   * ranges back through the node. Call before starting the agent, or the
+   * agent learns the node's new address on its next refresh. The world's
+   * device sends full checksums, as a real wire carries them.
    */
   async addWorld(node: Node, suffix = 'world'): Promise<World> {
     const name = await this.addNamespace(suffix);
@@ -242,13 +263,66 @@ export class Topology implements AsyncDisposable {
     const nodeIPv4 = `203.0.113.${2 * k + 1}`;
     const ipv4 = `203.0.113.${2 * k + 100}`;
     const dev = `w${k}${this.prefix.slice(3)}`;
+    const nodeIPv6 = `2001:db8::${(2 * k + 1).toString(16)}`;
+    const ipv6 = `2001:db8::${(2 * k + 100).toString(16)}`;
     await must(['ip', 'link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netnsPath], { netns: node.netnsPath });
-    await must(['ip', '-batch', '-'], { netns: node.netnsPath, input: `addr add ${nodeIPv4}/32 peer ${ipv4}/32 dev ${dev}\nlink set ${dev} up\n` });
+    await must(['ip', '-batch', '-'], {
+      netns: node.netnsPath,
+      input: `addr add ${nodeIPv4}/32 peer ${ipv4}/32 dev ${dev}\naddr add ${nodeIPv6}/128 dev ${dev} nodad\nlink set ${dev} up\nroute add ${ipv6}/128 dev ${dev}\n`,
+    });
     await must(['ip', '-batch', '-'], {
       netns: netnsPath,
-      input: `addr add ${ipv4}/32 peer ${nodeIPv4}/32 dev eth0\nlink set eth0 up\nroute add 10.200.0.0/16 via ${nodeIPv4}\n`,
+      input:
+        `addr add ${ipv4}/32 peer ${nodeIPv4}/32 dev eth0\naddr add ${ipv6}/128 dev eth0 nodad\nlink set eth0 up\nroute add 10.200.0.0/16 via ${nodeIPv4}\n` +
+        `route add ${nodeIPv6}/128 dev eth0\nroute add fd10:200::/32 via ${nodeIPv6} dev eth0\n`,
     });
-    return { name, netnsPath, ipv4, nodeIPv4 };
+    await must(['ethtool', '-K', 'eth0', 'tx', 'off'], { netns: netnsPath });
+    return { name, netnsPath, ipv4, nodeIPv4, ipv6, nodeIPv6, nodeDev: dev };
+  }
+
+  /**
+   * Puts `member` (a node or a world) on the underlay: a veth ("ul0" on its
+   * side) into the underlay netns's bridge, member i getting 203.0.113.(65+i)/27
+   * and 2001:db8:1::(i+1)/64. Tendril has no multi-node routing yet, so the
+   * harness routes each node's pod ranges to the other nodes through its
+   * underlay address. A world's device sends full checksums (a real wire's).
+   */
+  async joinUnderlay(member: Node | World): Promise<UnderlayMember> {
+    if (!this.underlay) {
+      const name = await this.addNamespace('underlay');
+      const netnsPath = `/run/netns/${name}`;
+      await must(['ip', '-batch', '-'], { netns: netnsPath, input: 'link add br0 type bridge\nlink set br0 up\n' });
+      this.underlay = { netnsPath, members: [] };
+    }
+    const u = this.underlay;
+    const i = u.members.length;
+    if (i >= 30) throw new Error('the underlay holds 30 members');
+    const port = `u${i}${this.prefix.slice(3)}`;
+    const ipv4 = `203.0.113.${65 + i}`;
+    const ipv6 = `2001:db8:1::${(i + 1).toString(16)}`;
+    await must(['ip', 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'ul0', 'netns', member.netnsPath], { netns: u.netnsPath });
+    await must(['ip', '-batch', '-'], { netns: u.netnsPath, input: `link set ${port} master br0\nlink set ${port} up\n` });
+    await must(['ip', '-batch', '-'], { netns: member.netnsPath, input: `addr add ${ipv4}/27 dev ul0\naddr add ${ipv6}/64 dev ul0 nodad\nlink set ul0 up\n` });
+    const mac = (JSON.parse(await must(['ip', '-j', 'link', 'show', 'ul0'], { netns: member.netnsPath })) as Array<{ address: string }>)[0]!.address;
+    const node = member instanceof Node ? member : undefined;
+    if (node) {
+      for (const other of u.members) {
+        if (!other.node) continue;
+        await must(['ip', '-batch', '-'], { netns: node.netnsPath, input: `route add ${other.node.podCidr4} via ${other.ipv4}\nroute add ${other.node.podCidr6} via ${other.ipv6}\n` });
+        await must(['ip', '-batch', '-'], { netns: other.netnsPath, input: `route add ${node.podCidr4} via ${ipv4}\nroute add ${node.podCidr6} via ${ipv6}\n` });
+      }
+    } else {
+      await must(['ethtool', '-K', 'ul0', 'tx', 'off'], { netns: member.netnsPath });
+    }
+    const joined = { netnsPath: member.netnsPath, dev: 'ul0', mac, ipv4, ipv6, ...(node ? { node } : {}) };
+    u.members.push(joined);
+    return { netnsPath: joined.netnsPath, dev: joined.dev, mac, ipv4, ipv6 };
+  }
+
+  /** A bare world netns (no link yet): join it to the underlay with joinUnderlay(). */
+  async addBareWorld(suffix = 'world'): Promise<World> {
+    const name = await this.addNamespace(suffix);
+    return { name, netnsPath: `/run/netns/${name}`, ipv4: '', nodeIPv4: '', ipv6: '', nodeIPv6: '', nodeDev: '' };
   }
 
   /** A long-running process inside a netns, killed at dispose; `stdin: true` gives it a pipe to write to. */

@@ -1,13 +1,15 @@
 import type { ApiClient } from '../../api/client.js';
 import { formatLabels, parseLabels } from '../../common/labels.js';
 import type { Endpoint } from '../../endpoint/endpoint.js';
+import { formatPortMap } from '../../endpoint/port-map.js';
 import { UsageError, parseCommand } from '../args.js';
 import { printFields, printJson, printTable } from '../output.js';
 
-const USAGE = `usage: tendril endpoint add --netns PATH [--labels k=v,...] [-o json]
+const USAGE = `usage: tendril endpoint add --netns PATH [--labels k=v,...] [--port-map HOSTPORT:PORT[/TCP|UDP]]... [-o json]
        tendril endpoint list [-o json]
        tendril endpoint get ID [-o json]
-       tendril endpoint delete ID [-o json]`;
+       tendril endpoint delete ID [-o json]
+--port-map 8080:80/TCP: any node address at 8080 reaches the pod's port 80 from outside the node.`;
 
 function endpointId(text: string | undefined): string {
   if (!text || !/^\d+$/.test(text)) throw new UsageError(`endpoint ID must be a number, not "${text ?? ''}"`, USAGE);
@@ -23,15 +25,20 @@ function printEndpoint(ep: Endpoint): void {
     ['IPv6', ep.ipv6],
     ['Labels', formatLabels(ep.labels) || '-'],
     ['Identity', ep.identity],
+    ['Port maps', portMapsText(ep)],
     ['Created', ep.createdAt],
   ]);
+}
+
+function portMapsText(ep: Endpoint): string {
+  return ep.portMaps?.length ? ep.portMaps.map(formatPortMap).join(', ') : '-';
 }
 
 export async function endpointCommand(client: ApiClient, argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   switch (sub) {
     case 'add': {
-      const { values, output } = parseCommand(rest, USAGE, { netns: { type: 'string' }, labels: { type: 'string' } }, { min: 0, max: 0 });
+      const { values, output } = parseCommand(rest, USAGE, { netns: { type: 'string' }, labels: { type: 'string' }, 'port-map': { type: 'string', multiple: true } }, { min: 0, max: 0 });
       if (!values.netns) throw new UsageError('endpoint add needs --netns PATH', USAGE);
       let labels;
       try {
@@ -39,7 +46,9 @@ export async function endpointCommand(client: ApiClient, argv: string[]): Promis
       } catch (err) {
         throw new UsageError((err as Error).message, USAGE);
       }
-      const ep = await client.addEndpoint({ netns: values.netns as string, labels });
+      // Port maps are checked by the agent: a bad one is a failed request (one line, exit 1), like a port in use.
+      const portMaps = values['port-map'] as unknown as string[] | undefined;
+      const ep = await client.addEndpoint({ netns: values.netns as string, labels, ...(portMaps ? { portMaps } : {}) });
       return output === 'json' ? printJson(ep) : printEndpoint(ep);
     }
     case 'list': {
@@ -47,8 +56,8 @@ export async function endpointCommand(client: ApiClient, argv: string[]): Promis
       const eps = await client.listEndpoints();
       if (output === 'json') return printJson(eps);
       return printTable(
-        ['ID', 'IPV4', 'IPV6', 'INTERFACE', 'LABELS', 'NETNS'],
-        eps.map((e) => [e.id, e.ipv4, e.ipv6, e.hostIfname, formatLabels(e.labels) || '-', e.netns]),
+        ['ID', 'IPV4', 'IPV6', 'INTERFACE', 'LABELS', 'PORT MAPS', 'NETNS'],
+        eps.map((e) => [e.id, e.ipv4, e.ipv6, e.hostIfname, formatLabels(e.labels) || '-', portMapsText(e), e.netns]),
       );
     }
     case 'get':

@@ -12,7 +12,8 @@ const USAGE = `usage: tendril service add --frontend ADDR:PORT[/TCP|UDP] [--back
                               [--affinity none|client-ip] [--affinity-timeout 3h] [--mode snat|dsr] [-o json]
        tendril service delete ID [-o json]
 IPv6 addresses go in brackets: [fd10:96::a]:80/TCP. --backend on update replaces the backend set;
-a removed backend terminates: no new connections, open ones drain.`;
+a removed backend terminates: no new connections, open ones drain. HostPort services are endpoints'
+port maps (endpoint add --port-map): they go with their endpoint.`;
 
 function serviceId(text: string | undefined): string {
   if (!text || !/^\d+$/.test(text)) throw new UsageError(`service ID must be a number, not "${text ?? ''}"`, USAGE);
@@ -41,6 +42,7 @@ function formatSeconds(sec: number): string {
 }
 
 function typeText(s: ServiceView): string {
+  if (s.type === 'HostPort') return `HostPort (${s.name ?? 'endpoint'})`;
   return s.nodePort !== undefined ? `${s.type}:${s.nodePort}` : s.type;
 }
 
