@@ -508,6 +508,14 @@ __noinline int lb_reply_rev(struct __sk_buff *ctx, struct pkt *p, __u64 now)
 	return lb_nat_rev(ctx, p, now);
 }
 
+/* A translated reply of a backend leaving the node (lb_reply_exit_fib()). */
+__noinline int lb_reply_exit(struct __sk_buff *ctx, const struct pkt *p)
+{
+	if (!ctx || !p)
+		return CTX_OK;
+	return lb_reply_exit_fib(ctx, p);
+}
+
 /* lb_reply_rev() and the drop it may end in, observed at obs. */
 static __always_inline int lb_reply(struct __ctx_buff *ctx, struct pkt *p,
 				    __u64 now, __u8 obs)
@@ -621,9 +629,15 @@ static __always_inline int forward(struct __ctx_buff *ctx, struct pkt *p,
 	}
 	if (unlikely(res.flags & TND_CT_F_TO_PROXY))
 		return to_proxy(ctx, p, &res);
-	if (unlikely((res.flags & TND_CT_F_LB) && res.reply) &&
-	    lb_reply(ctx, p, now, TND_OBS_FROM_ENDPOINT) != CTX_OK)
-		return CTX_DROP;
+	if (unlikely((res.flags & TND_CT_F_LB) && res.reply)) {
+		/* A backend answering as the service. */
+		if (lb_reply(ctx, p, now, TND_OBS_FROM_ENDPOINT) != CTX_OK)
+			return CTX_DROP;
+		if (!info) {
+			ret = to_stack(ctx, p, &res);
+			return ret == CTX_OK ? lb_reply_exit(ctx, p) : ret;
+		}
+	}
 	if (!info)
 		return to_stack(ctx, p, &res);
 

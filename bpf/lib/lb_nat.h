@@ -218,6 +218,63 @@ static __always_inline int lb_nat_rev(struct __ctx_buff *ctx, struct pkt *p,
 	return ret;
 }
 
+/*
+ * A backend's translated reply bound outside the node leaves by the FIB's
+ * device from here, not through the node's stack: its source is now the
+ * frontend, which for a NodePort is one of the node's own addresses, and
+ * the stack drops forwarded packets with a local source. The TTL drops by
+ * one as the stack would. Returns the redirect, or CTX_OK to let the stack
+ * route it when the FIB has no usable answer (no route, MTU, TTL).
+ */
+static __always_inline int lb_reply_exit_fib(struct __sk_buff *ctx,
+					     const struct pkt *p)
+{
+	struct bpf_fib_lookup fib = {};
+	void *data, *data_end;
+	struct ethhdr *eth;
+	int ret;
+
+	if (p->ttl <= 1)
+		return CTX_OK;
+	fib.ifindex = ctx->ifindex;
+	fib.l4_protocol = p->tuple.proto;
+	fib.tot_len = ctx->len - ETH_HLEN;
+	if (p->tuple.family == TND_AF_INET) {
+		fib.family = 2; /* AF_INET */
+		fib.ipv4_src = *(const __u32 *)p->tuple.saddr;
+		fib.ipv4_dst = *(const __u32 *)p->tuple.daddr;
+	} else {
+		fib.family = 10; /* AF_INET6 */
+		__builtin_memcpy(fib.ipv6_src, p->tuple.saddr, TND_ADDR_LEN);
+		__builtin_memcpy(fib.ipv6_dst, p->tuple.daddr, TND_ADDR_LEN);
+	}
+	ret = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return CTX_OK;
+
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	eth = data;
+	if (p->tuple.family == TND_AF_INET) {
+		struct iphdr *ip = data + ETH_HLEN;
+
+		if ((void *)(ip + 1) > data_end)
+			return CTX_OK;
+		ipv4_ttl_dec(ip);
+	} else {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return CTX_OK;
+		ip6->hop_limit--;
+	}
+	if (ret == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return bpf_redirect_neigh(fib.ifindex, NULL, 0, 0);
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
 static __always_inline __u8 lb_rev_ct_flags(const struct pkt *p)
 {
 	struct tnd_lb_nat *e;
