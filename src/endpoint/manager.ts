@@ -188,7 +188,7 @@ export class EndpointManager {
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       await addressing;
-      await setLinkUpWithRoute(ep.hostIfname, ep.ipv4);
+      await setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
     } catch (err) {
       // Let the link commands settle before removing what they made.
       await Promise.allSettled([veth, addressing, identity]);

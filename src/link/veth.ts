@@ -55,9 +55,12 @@ export async function createVeth(spec: VethSpec): Promise<void> {
     if (/netns|Invalid/.test(text)) throw invalid(`"${spec.netns}" is not a network namespace`);
     throw err;
   }
-  // The host side needs no IPv6 of its own: BPF answers the pod, and no
-  // link-local chatter (router solicitations, MLD) should reach the pod from it.
-  writeFileSync(`/proc/sys/net/ipv6/conf/${spec.hostName}/disable_ipv6`, '1');
+  // The host side needs no IPv6 address of its own: BPF answers the pod, and
+  // no link-local chatter (MLD, neighbour discovery) should reach the pod
+  // from it. IPv6 stays enabled so the node's stack can route to the pod
+  // (NodePort packets the XDP load balancer hands it), over a static
+  // neighbour entry (setLinkUpWithRoute).
+  writeFileSync(`/proc/sys/net/ipv6/conf/${spec.hostName}/addr_gen_mode`, '1');
 }
 
 /** Gives the pod side its addresses and default routes via the router, and brings it up. */
@@ -78,14 +81,16 @@ export async function addressPod(spec: VethSpec, addr: PodAddressing): Promise<v
 }
 
 /**
- * Brings the host side up and routes the pod's IPv4 address to it, so the
+ * Brings the host side up and routes the pod's addresses to it, so the
  * node's stack can reach the pod (replies from outside the node, the node's
- * own traffic). Pod-to-pod traffic never uses this route: BPF delivers it.
- * The route goes away with the device.
+ * own traffic, NodePort packets the XDP load balancer hands to the stack).
+ * Pod-to-pod traffic never uses these routes: BPF delivers it. The routes
+ * go away with the device.
  */
-export async function setLinkUpWithRoute(name: string, ipv4: string): Promise<void> {
+export async function setLinkUpWithRoute(name: string, ipv4: string, ipv6?: { address: string; podMac: string }): Promise<void> {
   checkIfname(name);
-  await ipBatch([`link set ${name} up`, `route replace ${ipv4}/32 dev ${name}`]);
+  const v6 = ipv6 ? [`route replace ${ipv6.address}/128 dev ${name}`, `neigh replace ${ipv6.address} lladdr ${ipv6.podMac} dev ${name} nud permanent`] : [];
+  await ipBatch([`link set ${name} up`, `route replace ${ipv4}/32 dev ${name}`, ...v6]);
 }
 
 export async function deleteLink(name: string): Promise<void> {
