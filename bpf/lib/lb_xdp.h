@@ -403,9 +403,11 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 		opt_len = v4 ? DSR_OPT4_LEN : DSR_OPT6_LEN;
 
 	ret = xdp_nexthop(ctx, p, n.addr, xdp_l3_len(p) + opt_len, now, &nh);
-	if (ret == NH_UNRESOLVED) {
+	if (ret == NH_UNRESOLVED && !dsr) {
 		/* Translated for the stack to forward (it resolves the next hop);
-		 * no entries, so the flow's next packet is balanced here. */
+		 * no entries, so the flow's next packet is balanced here. SNAT
+		 * cannot go this way: the stack drops a forwarded packet whose
+		 * source is its own address. */
 		if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
 			return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 		return xdp_stat(TND_XDP_TO_LOCAL, XDP_PASS);
@@ -444,11 +446,16 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
 		return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	if (opt_len) {
-		ret = v4 ? dsr_insert4(ctx, *(__u32 *)frontend, frontend_port)
-			 : dsr_insert6(ctx, frontend, frontend_port);
-		if (ret)
+		int err = v4 ? dsr_insert4(ctx, *(__u32 *)frontend, frontend_port)
+			     : dsr_insert6(ctx, frontend, frontend_port);
+
+		if (err)
 			return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	}
+	/* DSR with the next hop not resolved yet: whole (entries, option), for
+	 * the stack to forward; the backend must see the option on the SYN. */
+	if (ret == NH_UNRESOLVED)
+		return xdp_stat(TND_XDP_TO_LOCAL, XDP_PASS);
 	return xdp_forward(ctx, p, &nh);
 }
 
