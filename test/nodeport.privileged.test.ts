@@ -381,13 +381,6 @@ describe('pods reach a ClusterIP service per packet (agent --no-socket-lb)', () 
     assert.deepEqual(r.peers, ['fd10:96::3:10']);
   });
 
-  test('hairpin per packet: a pod reaches a service whose only backend is itself', async () => {
-    await serve(topo, client, 'self', 8080);
-    await addService(node, ['--frontend', '10.96.3.40:80/TCP', '--backend', `${client.ipv4}:8080`]);
-    const r = await spread(client.netnsPath, '10.96.3.40', 80, 5);
-    assert.deepEqual(r.counts, { self: 5 }, JSON.stringify(r.errors));
-  });
-
   test('zero backends: refused at once (ECONNREFUSED), not timed out', async () => {
     await addService(node, ['--frontend', '10.96.3.60:80/TCP']);
     const r = await spread(client.netnsPath, '10.96.3.60', 80, 3);
