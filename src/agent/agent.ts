@@ -25,6 +25,8 @@ import { NodeProxy } from '../proxy/node-proxy.js';
 import { LbMaps } from '../datapath/lb-maps.js';
 import { SockLb } from '../datapath/sock-lb.js';
 import { XdpLb } from '../datapath/xdp-lb.js';
+import { agentCniBackend } from '../cni/agent-backend.js';
+import { cniRoute } from '../cni/route.js';
 import { ServiceManager } from '../loadbalancer/manager.js';
 import { PodNamespaces } from '../loadbalancer/pod-namespaces.js';
 
@@ -150,6 +152,8 @@ export class Agent {
       agent.reader = new RingBufferReader(maps.raw.get('tnd_events')!, (data) => agent.hub.publish(data));
       agent.reader.start();
       registerRoutes(agent.api, { endpoints, maps, policy, services, monitor: agent.hub, status: () => agent.status() });
+      // CNI runtimes reach the agent through tendril-cni.
+      agent.api.route('POST', '/v1/cni', cniRoute(agentCniBackend(endpoints)));
       await agent.api.listen(options.socket);
       agent.gcTimer = setInterval(() => sweepConntrack(maps), CT_GC_INTERVAL_MS);
       agent.gcTimer.unref();

@@ -18,7 +18,14 @@ export interface Endpoint {
   identity: number;
   /** hostPort-style port maps: node address:hostPort reaches the pod's containerPort (absent in older state files: none). */
   portMaps?: PortMap[];
+  /** Made by a CNI ADD: the attachment's network name and container id (its ifname is `ifname`). */
+  attachment?: CniAttachment;
   createdAt: string;
+}
+
+export interface CniAttachment {
+  network: string;
+  containerId: string;
 }
 
 export const MAX_ENDPOINT_ID = 0xffff;

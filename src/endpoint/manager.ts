@@ -17,7 +17,7 @@ import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUpWi
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
 import type { PortMap } from '../common/lb.js';
-import { MAX_ENDPOINT_ID, type Endpoint } from './endpoint.js';
+import { MAX_ENDPOINT_ID, type CniAttachment, type Endpoint } from './endpoint.js';
 
 interface EndpointState {
   version: 1;
@@ -32,6 +32,8 @@ export interface AddEndpointRequest {
   ifname?: string;
   /** Validated already (parsePortMaps); the hooks make them real. */
   portMaps?: PortMap[];
+  /** A CNI ADD's: at most one endpoint per (network, container id, ifname). */
+  attachment?: CniAttachment;
 }
 
 /**
@@ -95,6 +97,14 @@ export class EndpointManager {
     return this.mutex.run(() => this.addLocked(req));
   }
 
+  /** The endpoint a CNI ADD made for (network, container id, ifname), if any. */
+  findAttachment(network: string, containerId: string, ifname: string): Endpoint | undefined {
+    for (const ep of this.endpoints.values()) {
+      if (ep.attachment?.network === network && ep.attachment.containerId === containerId && ep.ifname === ifname) return ep;
+    }
+    return undefined;
+  }
+
   delete(id: number): Promise<Endpoint> {
     return this.mutex.run(async () => {
       const ep = this.get(id);
@@ -146,6 +156,9 @@ export class EndpointManager {
     for (const other of this.endpoints.values()) {
       if (other.netnsInode === inode || other.netns === req.netns)
         throw conflict(`netns "${req.netns}" is attached already as endpoint ${other.id}`);
+      const a = req.attachment;
+      if (a && other.attachment?.network === a.network && other.attachment.containerId === a.containerId && other.ifname === (req.ifname ?? 'eth0'))
+        throw conflict(`container ${a.containerId} has ${other.ifname} on network ${a.network} already (endpoint ${other.id})`);
     }
     const labels: Labels = normalizeLabels(req.labels ?? {});
     const id = this.allocateId();
@@ -164,6 +177,7 @@ export class EndpointManager {
       labels,
       identity: 0,
       ...(req.portMaps?.length ? { portMaps: req.portMaps } : {}),
+      ...(req.attachment ? { attachment: { ...req.attachment } } : {}),
       createdAt: new Date().toISOString(),
     };
     const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };
