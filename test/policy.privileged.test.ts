@@ -379,6 +379,41 @@ spec:
     assert.equal((await node.cli(['identity', 'get', '99999'])).code, 1);
     assert.equal((await node.cli(['endpoint', 'delete', String(twin.id)])).code, 0);
   });
+
+  test('endpoint label: a pod moves to the identity of its new labels and policy follows at once', async () => {
+    await clearPolicies();
+    await importPolicy(WEB_FROM_FRONTEND_TCP80);
+    const idOf = async (id: number) => (JSON.parse((await node.cli(['endpoint', 'get', String(id), '-o', 'json'])).stdout) as { identity: number; labels: Record<string, string> });
+    const frontendIdentity = (await idOf(good.id)).identity;
+    assert.deepEqual(await reach(bad.netnsPath, [to(web, 80, 'tcp')]), [false]);
+
+    const r = await node.cli(['endpoint', 'label', String(bad.id), 'role=frontend', 'tier=edge']);
+    assert.equal(r.code, 0, r.stderr);
+    const relabelled = await idOf(bad.id);
+    assert.deepEqual(relabelled.labels, { role: 'frontend', tier: 'edge' });
+    assert.notEqual(relabelled.identity, frontendIdentity, 'a different label set, a different identity');
+    assert.deepEqual(await reach(bad.netnsPath, [to(web, 80, 'tcp')]), [true], 'admitted as a frontend now');
+
+    assert.equal((await node.cli(['endpoint', 'label', String(bad.id), '--remove', 'tier'])).code, 0);
+    assert.equal((await idOf(bad.id)).identity, frontendIdentity, 'the same labels as the frontend pod: its identity');
+    assert.equal((await node.cli(['endpoint', 'label', String(bad.id), 'role=intruder'])).code, 0);
+    assert.deepEqual(await reach(bad.netnsPath, [to(web, 80, 'tcp')]), [false], 'denied again');
+
+    // Bad input: one line and exit 1 (a usage error: exit 2 and the usage), nothing changed.
+    const before = await idOf(bad.id);
+    for (const [args, code] of [
+      [['endpoint', 'label', String(bad.id), '--remove', 'nosuchkey'], 1],
+      [['endpoint', 'label', String(bad.id), 'bad key!=x'], 2],
+      [['endpoint', 'label', String(bad.id)], 2],
+      [['endpoint', 'label', '9999', 'a=b'], 1],
+    ] as const) {
+      const bad2 = await node.cli([...args]);
+      assert.equal(bad2.code, code, `${args.join(' ')}: ${bad2.stderr}`);
+      if (code === 1) assert.equal(bad2.stderr.trim().split('\n').length, 1, bad2.stderr);
+    }
+    assert.deepEqual(await idOf(bad.id), before);
+    await clearPolicies();
+  });
 });
 
 async function waitFor(cond: () => boolean, what: string, timeoutMs = 3000): Promise<void> {

@@ -117,6 +117,7 @@ export class Agent {
         pods.register(ep);
         return identity;
       },
+      relabel: (ep: Endpoint) => policy.relabel(ep),
       detach: async (id: number) => {
         pods.unregister(id);
         await Promise.all([policy.detach(id), services.setPortMaps(id, [], [])]);

@@ -31,6 +31,10 @@ export class ApiClient {
     return this.call('POST', '/v1/endpoints', body);
   }
 
+  relabelEndpoint(id: number | string, change: { set?: Record<string, string>; remove?: string[] }): Promise<Endpoint> {
+    return this.call('POST', `/v1/endpoints/${encodeURIComponent(String(id))}/labels`, change);
+  }
+
   deleteEndpoint(id: number | string): Promise<Endpoint> {
     return this.call('DELETE', `/v1/endpoints/${encodeURIComponent(String(id))}`);
   }

@@ -7,7 +7,7 @@ import type { ServiceManager } from '../loadbalancer/manager.js';
 import { dumpMap, listMaps } from '../datapath/map-views.js';
 import { parsePortMaps } from '../endpoint/port-map.js';
 import { TendrilError, invalid } from '../common/errors.js';
-import { AddEndpointBody, AddServiceBody, EndpointIdParam, IdentityIdParam, MapNameParam, MonitorQuery, PolicyImportBody, PolicyNameParam, PolicyTraceBody, ServiceIdParam, UpdateServiceBody, parse } from './schemas.js';
+import { AddEndpointBody, AddServiceBody, EndpointIdParam, RelabelEndpointBody, IdentityIdParam, MapNameParam, MonitorQuery, PolicyImportBody, PolicyNameParam, PolicyTraceBody, ServiceIdParam, UpdateServiceBody, parse } from './schemas.js';
 import type { ApiServer } from './server.js';
 import type { AgentStatus, PolicySummaryView } from './types.js';
 import type { PolicySummary } from '../policy/repository.js';
@@ -33,6 +33,12 @@ export function registerRoutes(api: ApiServer, svc: AgentServices): void {
     })
     .route('GET', '/v1/endpoints/:id', ({ params }) => svc.endpoints.get(parse(EndpointIdParam, params.id, 'endpoint id')))
     .route('DELETE', '/v1/endpoints/:id', ({ params }) => svc.endpoints.delete(parse(EndpointIdParam, params.id, 'endpoint id')))
+    .route('POST', '/v1/endpoints/:id/labels', ({ params, body }) => {
+      const id = parse(EndpointIdParam, params.id, 'endpoint id');
+      if (body === undefined) throw invalid('POST /v1/endpoints/ID/labels needs a JSON body such as {"set": {"org": "empire"}, "remove": ["class"]}');
+      const change = parse(RelabelEndpointBody, body, 'labels');
+      return svc.endpoints.relabel(id, { set: change.set ?? {}, remove: change.remove ?? [] });
+    })
     .route('GET', '/v1/policies', () => svc.policy.listPolicies().map(policyView))
     .route('POST', '/v1/policies', async ({ body }) => {
       if (body === undefined) throw invalid('POST /v1/policies needs a JSON body such as {"files": [{"file": "web.yaml", "text": "..."}]}');

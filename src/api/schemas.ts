@@ -25,6 +25,15 @@ export const AddEndpointBody = z
   .strict();
 export type AddEndpointBody = z.infer<typeof AddEndpointBody>;
 
+export const RelabelEndpointBody = z
+  .object({
+    set: labelMap.optional(),
+    remove: z.array(z.string().min(1, 'a label key to remove is not empty')).optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b.set ?? {}).length + (b.remove?.length ?? 0) > 0, 'give labels to set (k=v) or to remove');
+export type RelabelEndpointBody = z.infer<typeof RelabelEndpointBody>;
+
 export const EndpointIdParam = z
   .string()
   .regex(/^\d{1,5}$/, 'an endpoint id is a number')

@@ -4,9 +4,9 @@
  * which adopts what is still in place instead of re-creating it.
  */
 import { randomBytes } from 'node:crypto';
-import { TendrilError, conflict, notFound } from '../common/errors.js';
+import { TendrilError, conflict, invalid, notFound } from '../common/errors.js';
 import { parseIP, formatMac, parseMac } from '../common/ip.js';
-import { normalizeLabels, type Labels } from '../common/labels.js';
+import { formatLabels, normalizeLabels, type Labels } from '../common/labels.js';
 import { keyAddress } from '../common/wire-values.js';
 import { Mutex } from '../common/mutex.js';
 import { TndEndpointFlags, type TndEndpointKey } from '../bpf/generated/wire.js';
@@ -45,6 +45,8 @@ export interface AddEndpointRequest {
 export interface EndpointHooks {
   attach(ep: Endpoint): Promise<number>;
   detach(endpointId: number): Promise<void>;
+  /** The endpoint's labels changed (ep has the new ones): its new identity. */
+  relabel(ep: Endpoint): Promise<number>;
 }
 
 export interface RestoreReport {
@@ -95,6 +97,30 @@ export class EndpointManager {
 
   add(req: AddEndpointRequest): Promise<Endpoint> {
     return this.mutex.run(() => this.addLocked(req));
+  }
+
+  /**
+   * Sets and removes labels of an endpoint: it moves to the identity of the
+   * new label set and policy follows at once (the datapath reads the
+   * identity from the endpoints map, so no program is reloaded).
+   */
+  relabel(id: number, change: { set: Record<string, string>; remove: string[] }): Promise<Endpoint> {
+    return this.mutex.run(async () => {
+      const ep = this.get(id);
+      for (const key of change.remove) {
+        if (!(key in ep.labels)) throw invalid(`endpoint ${id} has no label "${key}" to remove (its labels: ${formatLabels(ep.labels) || 'none'})`);
+        if (key in change.set) throw invalid(`label "${key}" is both set and removed`);
+      }
+      const next: Record<string, string> = { ...ep.labels, ...change.set };
+      for (const key of change.remove) delete next[key];
+      const labels = normalizeLabels(next);
+      const updated: Endpoint = { ...ep, labels };
+      updated.identity = await this.hooks.relabel(updated);
+      this.endpoints.set(id, updated);
+      this.writeMapEntries(updated);
+      this.save();
+      return updated;
+    });
   }
 
   /** The endpoint a CNI ADD made for (network, container id, ifname), if any. */

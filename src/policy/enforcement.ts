@@ -152,6 +152,25 @@ export class PolicyEnforcement {
     });
   }
 
+  /**
+   * An endpoint's labels changed: it moves to the identity of its new label
+   * set, and every policy (its own and its peers') is regenerated at once.
+   */
+  relabel(ep: PolicyEndpoint): Promise<number> {
+    return this.mutex.run(async () => {
+      const old = this.local.get(ep.id);
+      const identity = await this.allocator.allocate({ ...ep.labels });
+      this.local.set(ep.id, { ep, identity: identity.id });
+      this.ipcache.replaceOwner('endpoint', String(ep.id), [
+        { cidr: ep.ipv4, identity: identity.id },
+        { cidr: ep.ipv6, identity: identity.id },
+      ]);
+      if (old && old.identity !== identity.id) await this.allocator.release(old.identity);
+      await this.regenerate();
+      return identity.id;
+    });
+  }
+
   detach(endpointId: number): Promise<void> {
     return this.mutex.run(async () => {
       const state = this.local.get(endpointId);

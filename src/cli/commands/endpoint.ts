@@ -9,6 +9,7 @@ const USAGE = `usage: tendril endpoint add --netns PATH [--labels k=v,...] [--po
        tendril endpoint list [-o json]
        tendril endpoint get ID [-o json]
        tendril endpoint delete ID [-o json]
+       tendril endpoint label ID [k=v ...] [--remove KEY]... [-o json]
 --port-map 8080:80/TCP: any node address at 8080 reaches the pod's port 80 from outside the node.`;
 
 function endpointId(text: string | undefined): string {
@@ -59,6 +60,21 @@ export async function endpointCommand(client: ApiClient, argv: string[]): Promis
         ['ID', 'IPV4', 'IPV6', 'INTERFACE', 'LABELS', 'PORT MAPS', 'NETNS'],
         eps.map((e) => [e.id, e.ipv4, e.ipv6, e.hostIfname, formatLabels(e.labels) || '-', portMapsText(e), e.netns]),
       );
+    }
+    case 'label': {
+      const { values, positionals, output } = parseCommand(rest, USAGE, { remove: { type: 'string', multiple: true } }, { min: 1, max: Infinity });
+      const id = endpointId(positionals[0]);
+      let set;
+      try {
+        set = parseLabels(positionals.slice(1).join(','));
+      } catch (err) {
+        throw new UsageError((err as Error).message, USAGE);
+      }
+      const remove = (values.remove as unknown as string[] | undefined) ?? [];
+      if (Object.keys(set).length === 0 && remove.length === 0) throw new UsageError('endpoint label needs labels to set (k=v) or --remove KEY', USAGE);
+      const ep = await client.relabelEndpoint(id, { set, remove });
+      if (output === 'json') return printJson(ep);
+      return void process.stdout.write(`endpoint ${ep.id}: labels ${formatLabels(ep.labels) || '-'}, identity ${ep.identity}\n`);
     }
     case 'get':
     case 'delete': {
