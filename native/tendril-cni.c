@@ -8,6 +8,10 @@
  * the plugin holds no state a crash could leave half-made, and a call costs a
  * small process start rather than a Node.js start.
  *
+ * VERSION is answered here, without the agent: runtimes ask it to validate a
+ * configuration before any agent need be up (the list must equal
+ * SUPPORTED_VERSIONS of src/cni/protocol.ts; a test compares them).
+ *
  * The agent's socket: $TENDRIL_SOCKET, else the configuration's top-level
  * "agentSocket" string, else /run/tendril/agent.sock. When the agent cannot
  * be reached, the plugin answers itself with CNI error 11 ("try again later").
@@ -26,6 +30,8 @@
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/tendril/agent.sock"
+#define SUPPORTED_VERSIONS "\"0.4.0\",\"1.0.0\",\"1.1.0\""
+#define LATEST_VERSION "1.1.0"
 #define MAX_INPUT (4 << 20)
 
 static const char *const ENV_KEYS[] = {
@@ -129,6 +135,19 @@ static int fail_unreachable(const char *version, const char *socket_path, const 
 	return 1;
 }
 
+/* VERSION: the versions this plugin speaks, in the version asked for when it is one of them. */
+static int answer_version(const char *version)
+{
+	char quoted[40];
+	const char *v = LATEST_VERSION;
+
+	snprintf(quoted, sizeof(quoted), "\"%s\"", version);
+	if (version[0] && strstr(SUPPORTED_VERSIONS, quoted))
+		v = version;
+	printf("{\"cniVersion\":\"%s\",\"supportedVersions\":[%s]}\n", v, SUPPORTED_VERSIONS);
+	return 0;
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -172,6 +191,8 @@ int main(void)
 	if (!in.data)
 		buf_str(&in, "");
 	config_string(in.data, "\"cniVersion\"", version, sizeof(version));
+	if (getenv("CNI_COMMAND") && strcmp(getenv("CNI_COMMAND"), "VERSION") == 0)
+		return answer_version(version);
 	if (env_socket && env_socket[0])
 		snprintf(socket_path, sizeof(socket_path), "%s", env_socket);
 	else {

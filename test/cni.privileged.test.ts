@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { REPO, Topology, must, sh, type Node } from './harness/topology.js';
+import { formatVersionInfo, requestedVersion } from '../src/cni/protocol.js';
 
 const PLUGIN = join(REPO, 'build', 'bin', 'tendril-cni');
 
@@ -40,10 +41,15 @@ describe('tendril-cni, called the way the CNI spec says', () => {
     await topo?.dispose();
   });
 
-  test('VERSION lists 0.4.0, 1.0.0 and 1.1.0', async () => {
+  test('VERSION lists 0.4.0, 1.0.0 and 1.1.0, answered by the plugin itself (no agent needed), as the agent would', async () => {
     const r = await cni('VERSION', {}, '{"cniVersion":"1.0.0"}');
     assert.equal(r.code, 0);
     assert.deepEqual(r.out, { cniVersion: '1.0.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+    for (const stdin of ['{"cniVersion":"0.4.0"}', '{"cniVersion":"9.9.9"}', '', '{']) {
+      const local = await cni('VERSION', {}, stdin, '/nonexistent/agent.sock');
+      assert.equal(local.code, 0, local.raw);
+      assert.deepEqual(local.out, formatVersionInfo(requestedVersion(stdin)), stdin);
+    }
   });
 
   test('ADD attaches the container and returns a spec-conformant result; CHECK passes; DEL removes every trace and is idempotent', async () => {
