@@ -24,6 +24,11 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v iptables-nft-restore >/dev/null && command -v iptables-legacy-restore >/dev/null || need+=(iptables)
 [ -f /usr/include/linux/bpf.h ] || need+=(linux-libc-dev)
+# Container runtimes the CNI plugin is tested with, and the reference CNI plugins.
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     say "missing Debian packages: ${need[*]}; run as root or install them with apt-get"

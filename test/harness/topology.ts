@@ -202,6 +202,7 @@ export class Topology implements AsyncDisposable {
   readonly agents: Agent[] = [];
   private readonly namespaces: string[] = [];
   private readonly children: ChildProcess[] = [];
+  private readonly disposers: Array<() => Promise<void>> = [];
   private nodeCount = 0;
   private worldCount = 0;
   private underlay: { netnsPath: string; members: Array<UnderlayMember & { node?: Node }> } | undefined;
@@ -338,8 +339,14 @@ export class Topology implements AsyncDisposable {
     await this.dispose();
   }
 
+  /** `fn` runs first at dispose, while the agents still run (e.g. a runtime's containers are removed through them). */
+  onDispose(fn: () => Promise<void>): void {
+    this.disposers.push(fn);
+  }
+
   async dispose(): Promise<void> {
     live.delete(this);
+    for (const fn of this.disposers.reverse()) await fn().catch(() => undefined);
     for (const child of this.children) if (child.exitCode === null) child.kill('SIGKILL');
     for (const agent of this.agents) await agent.kill('SIGKILL').catch(() => undefined);
     for (const name of this.namespaces.reverse()) await sh(['ip', 'netns', 'del', name]);
