@@ -357,6 +357,8 @@ export interface XdpLbCost {
   pass: number;
   /** The wrapper alone. */
   floor: number;
+  /** The wrapper inserting and deleting a FWD and a REV entry (the new-flow row's map work, no load balancer). */
+  churn: number;
   repeat: number;
   runs: number;
 }
@@ -407,13 +409,14 @@ function lbCostInside(bpffs: string, repeat: number, runs: number): XdpLbCost {
     };
     // The established flow exists before its packets are timed.
     time('xdp_lb_bench', f.syn, XDP_TX, 1);
-    const rows: Record<'synNewFlow' | 'established' | 'udp' | 'pass' | 'floor', number[]> = { synNewFlow: [], established: [], udp: [], pass: [], floor: [] };
+    const rows: Record<'synNewFlow' | 'established' | 'udp' | 'pass' | 'floor' | 'churn', number[]> = { synNewFlow: [], established: [], udp: [], pass: [], floor: [], churn: [] };
     for (let run = 0; run < runs; run++) {
       rows.synNewFlow.push(time('xdp_lb_bench_new', f.syn, XDP_TX));
       rows.established.push(time('xdp_lb_bench', f.ack, XDP_TX));
       rows.udp.push(time('xdp_lb_bench', f.udp, XDP_TX));
       rows.pass.push(time('xdp_lb_bench', f.pass, XDP_PASS));
       rows.floor.push(time('xdp_lb_bench_floor', f.syn, XDP_TX));
+      rows.churn.push(time('xdp_lb_bench_churn', f.syn, XDP_TX));
     }
     return {
       synNewFlow: median(rows.synNewFlow),
@@ -421,6 +424,7 @@ function lbCostInside(bpffs: string, repeat: number, runs: number): XdpLbCost {
       udp: median(rows.udp),
       pass: median(rows.pass),
       floor: median(rows.floor),
+      churn: median(rows.churn),
       repeat,
       runs,
     };

@@ -448,7 +448,9 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	__u16 frontend_port = p->tuple.dport;
 	__u64 now = xdp_now();
 	const struct xdp_nexthop *nh = NULL;
-	struct tnd_ct_key fk;
+	/* The FWD key is the packet's tuple (dir and pad are 0: FWD), good
+	 * until the packet is rewritten: every map write comes before. */
+	struct tnd_ct_key *fk = &p->tuple;
 	struct tnd_lb_nat n;
 	__u32 opt_len = 0;
 	int ret, created, dsr;
@@ -456,10 +458,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	/* The stack answers an expiring TTL (ICMP time exceeded). */
 	if (p->ttl <= 1)
 		return xdp_stat(TND_XDP_PASSED, XDP_PASS);
-	__builtin_memcpy(&fk, &p->tuple, sizeof(fk));
-	fk.dir = TND_LB_NAT_FWD;
-	fk.pad = 0;
-	created = xdp_flow(p, svc, &fk, &n, now);
+	created = xdp_flow(p, svc, fk, &n, now);
 	if (created < 0)
 		return xdp_refuse(ctx, p);
 	__builtin_memcpy(frontend, p->tuple.daddr, TND_ADDR_LEN);
@@ -484,7 +483,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	if (ret == NH_LOCAL) {
 		if (created) {
 			xdp_local_rev(p, &n);
-			bpf_map_update_elem(&tnd_lb_nat, &fk, &n, BPF_ANY);
+			bpf_map_update_elem(&tnd_lb_nat, fk, &n, BPF_ANY);
 			lb_count_connection(n.backend_id);
 		}
 		if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
@@ -502,14 +501,14 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 				return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 			n.flags |= TND_LB_NAT_F_SNAT;
 		}
-		if (nat_rewrite(ctx, p, NAT_SRC, n.addr2, n.port2))
-			return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	}
 	if (created) {
-		bpf_map_update_elem(&tnd_lb_nat, &fk, &n, BPF_ANY);
+		bpf_map_update_elem(&tnd_lb_nat, fk, &n, BPF_ANY);
 		lb_count_connection(n.backend_id);
 	}
-	if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
+	ret = dsr ? nat_rewrite(ctx, p, NAT_DST, n.addr, n.port)
+		  : nat_rewrite2(ctx, p, n.addr2, n.port2, n.addr, n.port);
+	if (ret)
 		return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	if (opt_len) {
 		ret = v4 ? dsr_insert4(ctx, *(__u32 *)frontend, frontend_port)
@@ -540,8 +539,7 @@ static __always_inline int xdp_lb_snat_reply(struct xdp_md *ctx, struct pkt *p)
 	ret = xdp_nexthop(ctx, p, n.addr2, xdp_l3_len(p), xdp_now(), &nh);
 	if (ret == NH_ERROR || !nh)
 		return xdp_stat(TND_XDP_ERRORS, XDP_PASS);
-	if (nat_rewrite(ctx, p, NAT_SRC, n.addr, n.port) ||
-	    nat_rewrite(ctx, p, NAT_DST, n.addr2, n.port2))
+	if (nat_rewrite2(ctx, p, n.addr, n.port, n.addr2, n.port2))
 		return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	xdp_stat(TND_XDP_SNAT_REPLIES, 0);
 	/* Not resolved yet, or the client is local: the stack delivers it. */
