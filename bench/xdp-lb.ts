@@ -451,6 +451,18 @@ export function xdpLbCost(o: { repeat?: number; runs?: number } = {}): XdpLbCost
 export interface XdpLbPps {
   lb: ReceiverResult;
   drop: ReceiverResult;
+  /** xdp_tx on the receiver, the same frame, generator and restoring sink: what bouncing alone costs. */
+  bounce: ReceiverResult;
+}
+
+export interface XdpLbPpsResult {
+  lbPps: number;
+  dropPps: number;
+  /** Medians of the bounce baseline (the same generator and sink as the LB run, no LB). */
+  bouncePps: number;
+  /** ns per frame of the restoring sink alone (BPF_PROG_TEST_RUN, repeat 1M): the LB run pays it, XDP_DROP does not. */
+  sinkNs: number;
+  runs: XdpLbPps[];
 }
 
 /**
@@ -460,8 +472,9 @@ export interface XdpLbPps {
  * each frame is translated and sent back (XDP_TX) and counted by the sink.
  * Beside it, xdp_count_drop on a veth of its own; runs in turns, medians.
  */
-export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: number } = {}): Promise<{ lbPps: number; dropPps: number; runs: XdpLbPps[] }> {
+export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: number } = {}): Promise<XdpLbPpsResult> {
   const out: XdpLbPps[] = [];
+  let sinkNs = 0;
   for (let run = 0; run < (o.runs ?? 1); run++) {
     const topo = Topology.create();
     try {
@@ -489,7 +502,17 @@ export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: 
         };
         const lb = await receiverPps({ program: obj.program('xdp_lb'), count: 'returned', sink, frame, setup, seconds: o.seconds, warmupMs: o.warmupMs, topo });
         const drop = await xdpDropPps({ seconds: o.seconds, warmupMs: o.warmupMs });
-        out.push({ lb, drop });
+        const bounceObj = benchObject();
+        try {
+          const bounce = await receiverPps({ program: bounceObj.program('xdp_tx'), count: 'returned', sink, frame, setup, seconds: o.seconds, warmupMs: o.warmupMs });
+          out.push({ lb, drop, bounce });
+        } finally {
+          bounceObj.close();
+        }
+        if (run === 0) {
+          const f = udpFrame(NODE.ext0Mac, NODE.clientMac, { src: NODE.client4, dst: NODE.node4, sport: 40000, dport: NODEPORT_UDP });
+          sinkNs = timeXdp(sinkObj.program('xdp_restore_sink'), f, { expect: XDP_DROP, mode: 'batch', iterations: 1_000_000 }).ns;
+        }
       } finally {
         obj.close();
         sinkObj.close();
@@ -498,7 +521,7 @@ export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: 
       await topo.dispose();
     }
   }
-  return { lbPps: median(out.map((r) => r.lb.pps)), dropPps: median(out.map((r) => r.drop.pps)), runs: out };
+  return { lbPps: median(out.map((r) => r.lb.pps)), dropPps: median(out.map((r) => r.drop.pps)), bouncePps: median(out.map((r) => r.bounce.pps)), sinkNs, runs: out };
 }
 
 // The timing's child process: `node dist/bench/xdp-lb.js lb-cost <json>` inside the node namespace.
