@@ -36,6 +36,24 @@
  *    receiving veth (whose netns routes the backend back out of it) and
  *    counts the UDP NodePort frames it sends back (XDP_TX), beside
  *    xdp_count_drop on the same kind of veth.
+ *
+ *    The new-flow row: every repeat must be a new SNAT flow, so the wrapper
+ *    deletes the flow's FWD and REV entries after the load balancer made
+ *    them, inside the timed repeat. A flow key that changes each repeat
+ *    instead (no deletes) does not work for SNAT: a REV entry holds its
+ *    SNAT port (TND_LB_SNAT_PORT_MIN..MAX, 4,536 ports per backend and node
+ *    address) until the LRU evicts it, so a single backend's ports run out
+ *    after ~4,500 repeats. So the row is an upper bound, and the churn row
+ *    beside it is the same wrapper inserting and deleting a FWD and a REV
+ *    entry with no load balancer: the map work that row contains (here
+ *    each tnd_lb_nat insert or delete costs ~130 ns, so the two inserts a
+ *    SNAT flow needs already exceed Katran's whole SYN figure, which holds
+ *    one LRU update of a hot key).
+ *
+ *    The live row's load balancer sends every frame back (XDP_TX) to a sink
+ *    on the same CPU that restores and drops it; XDP_DROP pays neither. So
+ *    it also stands beside xdp_tx (XDP_TX only) with the same generator and
+ *    sink, and the sink's own ns per frame (BPF_PROG_TEST_RUN) is reported.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';

@@ -15,6 +15,10 @@
  *                      port, two map inserts, two deletes)
  *   xdp_lb_bench_floor the wrapper alone (save, check, restore; no load
  *                      balancer): the floor beside them
+ *   xdp_lb_bench_churn the wrapper inserting and deleting a FWD and a REV
+ *                      entry, no load balancer: the map work inside the
+ *                      new-flow row (see bench/xdp-lb.ts for why the
+ *                      deletes are there)
  *   xdp_restore_sink   live-frame bench, on the generator's device: counts
  *                      a frame the load balancer sent back (XDP_TX), writes
  *                      the generator's original bytes (bench_template) back
