@@ -348,6 +348,7 @@ export class LbMaps implements LbDatapath, Disposable {
       const key = TndLbNodeAddrKey.encode({ addr: keyAddress(bytes), family: wireFamily(family) });
       want.set(key.toString('hex'), key);
     }
+    const all = new Map(want);
     if (want.size > map.maxEntries) throw invalid(`the node has ${want.size} addresses; NodePort serves at most ${map.maxEntries}`);
     let removed = 0;
     const gone: Buffer[] = [];
@@ -360,14 +361,14 @@ export class LbMaps implements LbDatapath, Disposable {
     }
     const one = u32.encode(1);
     for (const key of want.values()) map.update(key, one);
-    // Every NodePort frontend's XDP entries at the addresses that came or went.
-    const changed = [...want.values(), ...gone].map((k) => TndLbNodeAddrKey.decode(k));
-    if (changed.length > 0) {
-      for (const [k] of this.raw.get('tnd_lb_services')!.lookupBatch()) {
-        const sk = TndLbServiceKey.decode(k);
-        if (sk.scope !== TndLbScope.TND_LB_SCOPE_NODEPORT) continue;
-        for (const a of changed) if (a.family === sk.family) this.syncXdp({ ...sk, addr: a.addr });
-      }
+    // The XDP entries of every frontend at every address, also at those that
+    // went, so that pins an older agent wrote (without them) catch up too.
+    const addrs = [...all.values(), ...gone].map((k) => TndLbNodeAddrKey.decode(k));
+    for (const [k] of this.raw.get('tnd_lb_services')!.lookupBatch()) {
+      const sk = TndLbServiceKey.decode(k);
+      if (sk.scope === TndLbScope.TND_LB_SCOPE_EXTERNAL) this.syncXdp(sk);
+      if (sk.scope !== TndLbScope.TND_LB_SCOPE_NODEPORT) continue;
+      for (const a of addrs) if (a.family === sk.family) this.syncXdp({ ...sk, addr: a.addr });
     }
     return { added: want.size, removed };
   }
