@@ -141,9 +141,11 @@ async function main(): Promise<void> {
     rows.push({ figure: `XDP LB: UDP datagram of a flow (${floorNote})`, tendril: lbc.udp, baseline: KATRAN_NS.udp, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
     rows.push({ figure: `XDP LB: packet it passes (node address, no frontend) (${floorNote})`, tendril: lbc.pass, baseline: KATRAN_NS.pass, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
     rows.push({ figure: 'XDP LB bench wrapper alone (save, check, restore): the floor', tendril: lbc.floor, baseline: KATRAN_NS.passThroughWrapper, baselineName: `${KATRAN_LABEL} (pass-through wrapper)`, unit: 'ns/pkt' });
+    rows.push({ figure: 'XDP LB bench wrapper inserting and deleting a FWD and a REV entry, no LB (the new-flow row\'s map work, clean-up included)', tendril: lbc.churn, baseline: lbc.floor, baselineName: 'the wrapper floor', unit: 'ns/pkt' });
     note('XDP load balancer on a veth: UDP NodePort to a remote backend (XDP_TX), live frames from one CPU, beside XDP_DROP');
     const lbPps = await xdpLbPps({ seconds: quick ? 0.5 : 2, runs: quick ? 1 : 3 });
     rows.push({ figure: 'XDP LB, UDP NodePort to a remote backend (XDP_TX), live frames from one CPU', tendril: lbPps.lbPps, baseline: lbPps.dropPps, baselineName: 'XDP_DROP on a veth, same generator', unit: 'pkt/s', target: { ratio: 0.5, better: 'higher' } });
+    rows.push({ figure: `XDP LB as above, beside an XDP_TX-only program with the same generator and restoring sink (the sink alone: ${lbPps.sinkNs.toFixed(0)} ns/frame)`, tendril: lbPps.lbPps, baseline: lbPps.bouncePps, baselineName: 'XDP_TX bounce, same generator and sink', unit: 'pkt/s' });
 
     const hundred = await addHundred(topo, node);
     const bareHundred = await bareLinks(topo, 100, true);

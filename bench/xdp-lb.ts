@@ -36,6 +36,24 @@
  *    receiving veth (whose netns routes the backend back out of it) and
  *    counts the UDP NodePort frames it sends back (XDP_TX), beside
  *    xdp_count_drop on the same kind of veth.
+ *
+ *    The new-flow row: every repeat must be a new SNAT flow, so the wrapper
+ *    deletes the flow's FWD and REV entries after the load balancer made
+ *    them, inside the timed repeat. A flow key that changes each repeat
+ *    instead (no deletes) does not work for SNAT: a REV entry holds its
+ *    SNAT port (TND_LB_SNAT_PORT_MIN..MAX, 4,536 ports per backend and node
+ *    address) until the LRU evicts it, so a single backend's ports run out
+ *    after ~4,500 repeats. So the row is an upper bound, and the churn row
+ *    beside it is the same wrapper inserting and deleting a FWD and a REV
+ *    entry with no load balancer: the map work that row contains (here
+ *    each tnd_lb_nat insert or delete costs ~130 ns, so the two inserts a
+ *    SNAT flow needs already exceed Katran's whole SYN figure, which holds
+ *    one LRU update of a hot key).
+ *
+ *    The live row's load balancer sends every frame back (XDP_TX) to a sink
+ *    on the same CPU that restores and drops it; XDP_DROP pays neither. So
+ *    it also stands beside xdp_tx (XDP_TX only) with the same generator and
+ *    sink, and the sink's own ns per frame (BPF_PROG_TEST_RUN) is reported.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
@@ -357,6 +375,8 @@ export interface XdpLbCost {
   pass: number;
   /** The wrapper alone. */
   floor: number;
+  /** The wrapper inserting and deleting a FWD and a REV entry (the new-flow row's map work, no load balancer). */
+  churn: number;
   repeat: number;
   runs: number;
 }
@@ -407,13 +427,14 @@ function lbCostInside(bpffs: string, repeat: number, runs: number): XdpLbCost {
     };
     // The established flow exists before its packets are timed.
     time('xdp_lb_bench', f.syn, XDP_TX, 1);
-    const rows: Record<'synNewFlow' | 'established' | 'udp' | 'pass' | 'floor', number[]> = { synNewFlow: [], established: [], udp: [], pass: [], floor: [] };
+    const rows: Record<'synNewFlow' | 'established' | 'udp' | 'pass' | 'floor' | 'churn', number[]> = { synNewFlow: [], established: [], udp: [], pass: [], floor: [], churn: [] };
     for (let run = 0; run < runs; run++) {
       rows.synNewFlow.push(time('xdp_lb_bench_new', f.syn, XDP_TX));
       rows.established.push(time('xdp_lb_bench', f.ack, XDP_TX));
       rows.udp.push(time('xdp_lb_bench', f.udp, XDP_TX));
       rows.pass.push(time('xdp_lb_bench', f.pass, XDP_PASS));
       rows.floor.push(time('xdp_lb_bench_floor', f.syn, XDP_TX));
+      rows.churn.push(time('xdp_lb_bench_churn', f.syn, XDP_TX));
     }
     return {
       synNewFlow: median(rows.synNewFlow),
@@ -421,6 +442,7 @@ function lbCostInside(bpffs: string, repeat: number, runs: number): XdpLbCost {
       udp: median(rows.udp),
       pass: median(rows.pass),
       floor: median(rows.floor),
+      churn: median(rows.churn),
       repeat,
       runs,
     };
@@ -447,6 +469,18 @@ export function xdpLbCost(o: { repeat?: number; runs?: number } = {}): XdpLbCost
 export interface XdpLbPps {
   lb: ReceiverResult;
   drop: ReceiverResult;
+  /** xdp_tx on the receiver, the same frame, generator and restoring sink: what bouncing alone costs. */
+  bounce: ReceiverResult;
+}
+
+export interface XdpLbPpsResult {
+  lbPps: number;
+  dropPps: number;
+  /** Medians of the bounce baseline (the same generator and sink as the LB run, no LB). */
+  bouncePps: number;
+  /** ns per frame of the restoring sink alone (BPF_PROG_TEST_RUN, repeat 1M): the LB run pays it, XDP_DROP does not. */
+  sinkNs: number;
+  runs: XdpLbPps[];
 }
 
 /**
@@ -456,8 +490,9 @@ export interface XdpLbPps {
  * each frame is translated and sent back (XDP_TX) and counted by the sink.
  * Beside it, xdp_count_drop on a veth of its own; runs in turns, medians.
  */
-export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: number } = {}): Promise<{ lbPps: number; dropPps: number; runs: XdpLbPps[] }> {
+export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: number } = {}): Promise<XdpLbPpsResult> {
   const out: XdpLbPps[] = [];
+  let sinkNs = 0;
   for (let run = 0; run < (o.runs ?? 1); run++) {
     const topo = Topology.create();
     try {
@@ -485,7 +520,17 @@ export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: 
         };
         const lb = await receiverPps({ program: obj.program('xdp_lb'), count: 'returned', sink, frame, setup, seconds: o.seconds, warmupMs: o.warmupMs, topo });
         const drop = await xdpDropPps({ seconds: o.seconds, warmupMs: o.warmupMs });
-        out.push({ lb, drop });
+        const bounceObj = benchObject();
+        try {
+          const bounce = await receiverPps({ program: bounceObj.program('xdp_tx'), count: 'returned', sink, frame, setup, seconds: o.seconds, warmupMs: o.warmupMs });
+          out.push({ lb, drop, bounce });
+        } finally {
+          bounceObj.close();
+        }
+        if (run === 0) {
+          const f = udpFrame(NODE.ext0Mac, NODE.clientMac, { src: NODE.client4, dst: NODE.node4, sport: 40000, dport: NODEPORT_UDP });
+          sinkNs = timeXdp(sinkObj.program('xdp_restore_sink'), f, { expect: XDP_DROP, mode: 'batch', iterations: 1_000_000 }).ns;
+        }
       } finally {
         obj.close();
         sinkObj.close();
@@ -494,7 +539,7 @@ export async function xdpLbPps(o: { seconds?: number; warmupMs?: number; runs?: 
       await topo.dispose();
     }
   }
-  return { lbPps: median(out.map((r) => r.lb.pps)), dropPps: median(out.map((r) => r.drop.pps)), runs: out };
+  return { lbPps: median(out.map((r) => r.lb.pps)), dropPps: median(out.map((r) => r.drop.pps)), bouncePps: median(out.map((r) => r.bounce.pps)), sinkNs, runs: out };
 }
 
 // The timing's child process: `node dist/bench/xdp-lb.js lb-cost <json>` inside the node namespace.

@@ -15,6 +15,10 @@
  *                      port, two map inserts, two deletes)
  *   xdp_lb_bench_floor the wrapper alone (save, check, restore; no load
  *                      balancer): the floor beside them
+ *   xdp_lb_bench_churn the wrapper inserting and deleting a FWD and a REV
+ *                      entry, no load balancer: the map work inside the
+ *                      new-flow row (see bench/xdp-lb.ts for why the
+ *                      deletes are there)
  *   xdp_restore_sink   live-frame bench, on the generator's device: counts
  *                      a frame the load balancer sent back (XDP_TX), writes
  *                      the generator's original bytes (bench_template) back
@@ -203,6 +207,40 @@ int xdp_lb_bench_floor(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	bench_save(ctx, f);
 	verdict = bench_check(XDP_TX);
+	bench_restore(ctx, f);
+	return verdict;
+}
+
+/*
+ * The map work a new SNAT flow implies, alone: the wrapper inserts a FWD
+ * and a REV entry into tnd_lb_nat the way the load balancer does (BPF_ANY,
+ * BPF_NOEXIST) and deletes both, as xdp_lb_bench_new's clean-up does. Keys
+ * no flow of the bench uses.
+ */
+SEC("xdp")
+int xdp_lb_bench_churn(struct xdp_md *ctx)
+{
+	struct bench_frame *f = bench_slot();
+	struct tnd_ct_key k = {};
+	struct tnd_lb_nat v = {};
+	int verdict = XDP_TX;
+
+	if (!f)
+		return XDP_ABORTED;
+	bench_save(ctx, f);
+	k.family = TND_AF_INET;
+	k.proto = IPPROTO_TCP;
+	k.sport = bpf_htons(1);
+	k.dir = TND_LB_NAT_FWD;
+	if (bpf_map_update_elem(&tnd_lb_nat, &k, &v, BPF_ANY))
+		verdict = XDP_DROP;
+	k.dir = TND_LB_NAT_REV;
+	if (bpf_map_update_elem(&tnd_lb_nat, &k, &v, BPF_NOEXIST))
+		verdict = XDP_DROP;
+	bpf_map_delete_elem(&tnd_lb_nat, &k);
+	k.dir = TND_LB_NAT_FWD;
+	bpf_map_delete_elem(&tnd_lb_nat, &k);
+	verdict = bench_check(verdict);
 	bench_restore(ctx, f);
 	return verdict;
 }

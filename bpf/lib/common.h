@@ -347,6 +347,13 @@ enum tnd_lb_scope {
 	TND_LB_SCOPE_CLUSTER = 0,  /* the node's pods (socket LB, from-container) */
 	TND_LB_SCOPE_NODEPORT = 1, /* any node address at that port, from outside */
 	TND_LB_SCOPE_EXTERNAL = 2, /* an external IP routed to the node */
+	/*
+	 * What the XDP load balancer answers, found in one lookup: each
+	 * EXTERNAL frontend again, and each NODEPORT one at every node address
+	 * (flag TND_LB_F_NODEPORT); an external IP wins over a node address.
+	 * Derived by the agent (src/datapath/lb-maps.ts) from the two above.
+	 */
+	TND_LB_SCOPE_XDP = 3,
 };
 
 struct tnd_lb_service_key {
@@ -362,6 +369,7 @@ struct tnd_lb_service_key {
 enum tnd_lb_service_flags {
 	TND_LB_F_AFFINITY = 1 << 0, /* client-IP affinity (affinity_timeout_s) */
 	TND_LB_F_DSR = 1 << 1,      /* direct server return (per-packet path) */
+	TND_LB_F_NODEPORT = 1 << 2, /* scope XDP: a NodePort frontend at a node address */
 };
 
 struct tnd_lb_service {

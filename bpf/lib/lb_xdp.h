@@ -8,9 +8,10 @@
  *   tnd_xdp_stats         PERCPU_ARRAY enum tnd_xdp_stat -> __u64 packets
  *
  * A packet to an ExternalIP frontend, or to a NodePort frontend at one of
- * the node's addresses (tnd_lb_node_addrs), keeps its flow's backend (the
- * FWD entry of tnd_lb_nat) or gets one (lb_select). The FIB says where the
- * backend is:
+ * the node's addresses, found in one lookup (scope TND_LB_SCOPE_XDP, which
+ * the agent derives from the EXTERNAL and NODEPORT entries and the node's
+ * addresses), keeps its flow's backend (the FWD entry of tnd_lb_nat) or
+ * gets one (lb_select). The FIB says where the backend is:
  *   - a local endpoint (or an address of the node): DNAT only, a REV entry
  *     for lxc.o to rewrite the replies where they leave the backend, and
  *     XDP_PASS: the stack delivers it through the endpoint's programs, so
@@ -23,13 +24,22 @@
  *   - a next hop not resolved yet: DNAT only and XDP_PASS, no entries, so
  *     the stack resolves it and the flow's next packet is balanced here.
  * The FIB's answer for a backend (device, MACs, source address, or local)
- * is cached per receiving device for XDP_NEXTHOP_TTL_NS (xdp_nexthops): a
- * route or neighbour change reaches established flows within a second.
+ * is cached per CPU and receiving device for XDP_NEXTHOP_TTL_NS
+ * (xdp_nexthops): a route or neighbour change reaches established flows
+ * within a second. An established flow's backend is checked when its
+ * last_seen_ns moves, at most once a second: a removed backend's flows
+ * move to another one within a second.
  * No usable backend: a TCP reset or an ICMP port unreachable goes back.
- * A remote backend's SNAT reply (to a node address and a SNAT port) gets
- * its REV translation and goes back to the client. Anything else passes
- * untouched: IPv4 options, IPv6 extension headers, fragments, other
+ * A remote backend's SNAT reply (to a SNAT port: its REV entry says it is
+ * one) gets its REV translation and goes back to the client. Anything else
+ * passes untouched: IPv4 options, IPv6 extension headers, fragments, other
  * protocols, malformed packets.
+ *
+ * Cost: every helper call pays the CPU's return-stack mitigations (about
+ * 20 ns here), and every hash lookup hashes its key. A packet that is not
+ * for a frontend costs one hash lookup (two in the SNAT port range); an
+ * established flow's, two (frontend, FWD); clock and next hop come from
+ * per-CPU arrays, which the verifier inlines.
  */
 #ifndef TND_LB_XDP_H
 #define TND_LB_XDP_H
@@ -62,6 +72,10 @@ struct {
  * XDP_NEXTHOP_TTL_NS ago: a FIB lookup costs more than the rest of an
  * established flow's packet, and routes and neighbours change far less
  * often than packets come. Per receiving device; private to the program.
+ * A direct-mapped cache in a PERCPU_ARRAY (a slot per hash of address and
+ * device; a collision only costs a FIB lookup): no hashing of a key, no
+ * locking, no cache line shared between CPUs, and each CPU's slot stays
+ * whole while it is read.
  */
 struct xdp_nexthop_key {
 	__u8 addr[TND_ADDR_LEN];
@@ -82,15 +96,53 @@ struct xdp_nexthop {
 	__u32 pad3;
 };
 
-#define XDP_NEXTHOPS_MAX 65536
+struct xdp_nexthop_slot {
+	struct xdp_nexthop_key key;
+	struct xdp_nexthop nh;
+};
+
+#define XDP_NEXTHOP_BITS 12
 #define XDP_NEXTHOP_TTL_NS NSEC_PER_SEC
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, XDP_NEXTHOPS_MAX);
-	__type(key, struct xdp_nexthop_key);
-	__type(value, struct xdp_nexthop);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1 << XDP_NEXTHOP_BITS);
+	__type(key, __u32);
+	__type(value, struct xdp_nexthop_slot);
 } xdp_nexthops SEC(".maps");
+
+/*
+ * The program's clock, read once per packet: the coarse clock of the
+ * current tick, read again only when jiffies moved (bpf_jiffies64() is
+ * inlined, a clock helper call is not; conntrack.h's ct_now does the same).
+ */
+struct xdp_clock {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xdp_clock);
+} xdp_clock SEC(".maps");
+
+static __always_inline __u64 xdp_now(void)
+{
+	__u64 j = bpf_jiffies64();
+	struct xdp_clock *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&xdp_clock, &zero);
+	if (!c)
+		return bpf_ktime_get_coarse_ns();
+	if (c->jiffies != j) {
+		c->ns = bpf_ktime_get_coarse_ns();
+		c->jiffies = j;
+	}
+	return c->ns;
+}
 
 enum xdp_nexthop_kind {
 	NH_REMOTE = 0,
@@ -114,15 +166,6 @@ static __always_inline int xdp_stat(__u32 slot, int verdict)
 	if (n)
 		*n += 1;
 	return verdict;
-}
-
-static __always_inline int xdp_is_node_addr(const struct pkt *p)
-{
-	struct tnd_lb_node_addr_key k = {};
-
-	__builtin_memcpy(k.addr, p->tuple.daddr, TND_ADDR_LEN);
-	k.family = p->tuple.family;
-	return bpf_map_lookup_elem(&tnd_lb_node_addrs, &k) != NULL;
 }
 
 /*
@@ -172,53 +215,71 @@ static __always_inline int xdp_fib(struct xdp_md *ctx, const struct pkt *p,
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), flags);
 }
 
+/* The cache slot of dst as seen from the receiving device (Fibonacci hashing). */
+static __always_inline __u32 xdp_nexthop_index(const __u32 *a, __u32 ifindex)
+{
+	return ((a[0] ^ a[1] ^ a[2] ^ a[3] ^ ifindex) * 0x9e3779b1U) >> (32 - XDP_NEXTHOP_BITS);
+}
+
 /*
  * Where dst is, from the cache or the FIB (ingress perspective, the client
- * as source; BPF_FIB_LOOKUP_SRC gives the node's address toward dst).
- * Only resolved answers are cached. The FIB checks the MTU against the
- * packet that fills the cache.
+ * as source; BPF_FIB_LOOKUP_SRC gives the node's address toward dst): *out
+ * points at this CPU's cache slot, valid while the program runs. Only
+ * resolved answers are cached. The FIB checks the MTU against the packet
+ * that fills the cache. dst is 16 bytes, 8-aligned, zero after an IPv4
+ * address.
  */
 static __always_inline int xdp_nexthop(struct xdp_md *ctx, const struct pkt *p,
 				       const __u8 *dst, __u16 tot_len, __u64 now,
-				       struct xdp_nexthop *nh)
+				       const struct xdp_nexthop **out)
 {
-	struct xdp_nexthop_key key = {};
+	const __u64 *d = (const __u64 *)dst;
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 idx = xdp_nexthop_index((const __u32 *)dst, ifindex);
+	struct xdp_nexthop_slot *c;
 	struct bpf_fib_lookup fib;
-	struct xdp_nexthop *c;
+	__u64 *k;
 	int ret;
 
-	__builtin_memcpy(key.addr, dst, TND_ADDR_LEN);
-	key.ifindex = ctx->ingress_ifindex;
-	key.family = p->tuple.family;
-	c = bpf_map_lookup_elem(&xdp_nexthops, &key);
-	if (c && c->expires_ns > now) {
-		__builtin_memcpy(nh, c, sizeof(*nh));
-		return nh->local ? NH_LOCAL : NH_REMOTE;
-	}
-	__builtin_memset(nh, 0, sizeof(*nh));
+	c = bpf_map_lookup_elem(&xdp_nexthops, &idx);
+	if (!c)
+		return NH_ERROR;
+	*out = &c->nh;
+	k = (__u64 *)c->key.addr;
+	if (c->nh.expires_ns > now && k[0] == d[0] && k[1] == d[1] &&
+	    c->key.ifindex == ifindex && c->key.family == p->tuple.family)
+		return c->nh.local ? NH_LOCAL : NH_REMOTE;
+
 	if (endpoint_lookup_addr(p->tuple.family, dst)) {
-		nh->local = 1;
+		c->nh.local = 1;
 	} else {
 		ret = xdp_fib(ctx, p, p->tuple.saddr, dst, tot_len, BPF_FIB_LOOKUP_SRC, &fib);
 		if (ret == BPF_FIB_LKUP_RET_NOT_FWDED) {
-			nh->local = 1; /* an address of the node itself */
+			c->nh.local = 1; /* an address of the node itself */
 		} else if (ret == BPF_FIB_LKUP_RET_NO_NEIGH) {
+			c->nh.expires_ns = 0;
 			return NH_UNRESOLVED;
 		} else if (ret != BPF_FIB_LKUP_RET_SUCCESS) {
+			c->nh.expires_ns = 0;
 			return NH_ERROR;
 		} else {
-			nh->ifindex = fib.ifindex;
-			__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
-			__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+			c->nh.local = 0;
+			c->nh.ifindex = fib.ifindex;
+			__builtin_memcpy(c->nh.smac, fib.smac, ETH_ALEN);
+			__builtin_memcpy(c->nh.dmac, fib.dmac, ETH_ALEN);
+			__builtin_memset(c->nh.src, 0, TND_ADDR_LEN);
 			if (p->tuple.family == TND_AF_INET)
-				*(__u32 *)nh->src = fib.ipv4_src;
+				*(__u32 *)c->nh.src = fib.ipv4_src;
 			else
-				__builtin_memcpy(nh->src, fib.ipv6_src, TND_ADDR_LEN);
+				__builtin_memcpy(c->nh.src, fib.ipv6_src, TND_ADDR_LEN);
 		}
 	}
-	nh->expires_ns = now + XDP_NEXTHOP_TTL_NS;
-	bpf_map_update_elem(&xdp_nexthops, &key, nh, BPF_ANY);
-	return nh->local ? NH_LOCAL : NH_REMOTE;
+	k[0] = d[0];
+	k[1] = d[1];
+	c->key.ifindex = ifindex;
+	c->key.family = p->tuple.family;
+	c->nh.expires_ns = now + XDP_NEXTHOP_TTL_NS;
+	return c->nh.local ? NH_LOCAL : NH_REMOTE;
 }
 
 /* MACs of the next hop, TTL/hop limit minus one; then out of its device. */
@@ -347,12 +408,17 @@ static __always_inline int xdp_flow(const struct pkt *p, const struct tnd_lb_ser
 	__u32 id = 0;
 
 	old = bpf_map_lookup_elem(&tnd_lb_nat, fk);
-	if (old && old->service_id == svc->service_id &&
-	    bpf_map_lookup_elem(&tnd_lb_backends, &old->backend_id)) {
-		if (now - old->last_seen_ns > XDP_LB_TOUCH_NS)
+	if (old && old->service_id == svc->service_id) {
+		/* The backend is checked when last_seen_ns moves (once a second). */
+		if (now - old->last_seen_ns < XDP_LB_TOUCH_NS) {
+			__builtin_memcpy(n, old, sizeof(*n));
+			return 0;
+		}
+		if (bpf_map_lookup_elem(&tnd_lb_backends, &old->backend_id)) {
 			old->last_seen_ns = now;
-		__builtin_memcpy(n, old, sizeof(*n));
-		return 0;
+			__builtin_memcpy(n, old, sizeof(*n));
+			return 0;
+		}
 	}
 	client.service_id = svc->service_id;
 	client.family = p->tuple.family;
@@ -380,20 +446,19 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	int v4 = p->tuple.family == TND_AF_INET;
 	__u8 frontend[TND_ADDR_LEN];
 	__u16 frontend_port = p->tuple.dport;
-	__u64 now = bpf_ktime_get_coarse_ns();
-	struct xdp_nexthop nh;
-	struct tnd_ct_key fk;
+	__u64 now = xdp_now();
+	const struct xdp_nexthop *nh = NULL;
+	/* The FWD key is the packet's tuple (dir and pad are 0: FWD), good
+	 * until the packet is rewritten: every map write comes before. */
+	struct tnd_ct_key *fk = &p->tuple;
 	struct tnd_lb_nat n;
 	__u32 opt_len = 0;
-	int ret, created, dsr;
+	int ret, created, dsr, unresolved;
 
 	/* The stack answers an expiring TTL (ICMP time exceeded). */
 	if (p->ttl <= 1)
 		return xdp_stat(TND_XDP_PASSED, XDP_PASS);
-	__builtin_memcpy(&fk, &p->tuple, sizeof(fk));
-	fk.dir = TND_LB_NAT_FWD;
-	fk.pad = 0;
-	created = xdp_flow(p, svc, &fk, &n, now);
+	created = xdp_flow(p, svc, fk, &n, now);
 	if (created < 0)
 		return xdp_refuse(ctx, p);
 	__builtin_memcpy(frontend, p->tuple.daddr, TND_ADDR_LEN);
@@ -403,7 +468,10 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 		opt_len = v4 ? DSR_OPT4_LEN : DSR_OPT6_LEN;
 
 	ret = xdp_nexthop(ctx, p, n.addr, xdp_l3_len(p) + opt_len, now, &nh);
-	if (ret == NH_UNRESOLVED && !dsr) {
+	if (!nh)
+		ret = NH_ERROR;
+	unresolved = ret == NH_UNRESOLVED;
+	if (unresolved && !dsr) {
 		/* Translated for the stack to forward (it resolves the next hop);
 		 * no entries, so the flow's next packet is balanced here. SNAT
 		 * cannot go this way: the stack drops a forwarded packet whose
@@ -418,7 +486,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	if (ret == NH_LOCAL) {
 		if (created) {
 			xdp_local_rev(p, &n);
-			bpf_map_update_elem(&tnd_lb_nat, &fk, &n, BPF_ANY);
+			bpf_map_update_elem(&tnd_lb_nat, fk, &n, BPF_ANY);
 			lb_count_connection(n.backend_id);
 		}
 		if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
@@ -430,20 +498,20 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 		if (created) {
 			/* NodePort: the node address the client used; ExternalIP:
 			 * the node's address toward the backend. */
-			__builtin_memcpy(n.addr2, nodeport ? frontend : nh.src, TND_ADDR_LEN);
+			__builtin_memcpy(n.addr2, nodeport ? frontend : nh->src, TND_ADDR_LEN);
 			n.port2 = xdp_snat_port(p, &n, n.addr2, xdp_flow_hash(p, ~svc->service_id));
 			if (!n.port2)
 				return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 			n.flags |= TND_LB_NAT_F_SNAT;
 		}
-		if (nat_rewrite(ctx, p, NAT_SRC, n.addr2, n.port2))
-			return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	}
 	if (created) {
-		bpf_map_update_elem(&tnd_lb_nat, &fk, &n, BPF_ANY);
+		bpf_map_update_elem(&tnd_lb_nat, fk, &n, BPF_ANY);
 		lb_count_connection(n.backend_id);
 	}
-	if (nat_rewrite(ctx, p, NAT_DST, n.addr, n.port))
+	ret = dsr ? nat_rewrite(ctx, p, NAT_DST, n.addr, n.port)
+		  : nat_rewrite2(ctx, p, n.addr2, n.port2, n.addr, n.port);
+	if (ret)
 		return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	if (opt_len) {
 		int err = v4 ? dsr_insert4(ctx, *(__u32 *)frontend, frontend_port)
@@ -454,15 +522,15 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	}
 	/* DSR with the next hop not resolved yet: whole (entries, option), for
 	 * the stack to forward; the backend must see the option on the SYN. */
-	if (ret == NH_UNRESOLVED)
+	if (unresolved)
 		return xdp_stat(TND_XDP_TO_LOCAL, XDP_PASS);
-	return xdp_forward(ctx, p, &nh);
+	return xdp_forward(ctx, p, nh);
 }
 
 /* A remote backend's reply to a SNAT flow: back to the client as the frontend. */
 static __always_inline int xdp_lb_snat_reply(struct xdp_md *ctx, struct pkt *p)
 {
-	struct xdp_nexthop nh;
+	const struct xdp_nexthop *nh = NULL;
 	struct tnd_lb_nat *r, n;
 	struct tnd_ct_key rk;
 	int ret;
@@ -471,22 +539,21 @@ static __always_inline int xdp_lb_snat_reply(struct xdp_md *ctx, struct pkt *p)
 	rk.dir = TND_LB_NAT_REV;
 	rk.pad = 0;
 	r = bpf_map_lookup_elem(&tnd_lb_nat, &rk);
-	if (!r || !(r->flags & TND_LB_NAT_F_SNAT))
+	if (!r || (r->flags & (TND_LB_NAT_F_SNAT | TND_LB_NAT_F_AT_CLIENT)) != TND_LB_NAT_F_SNAT)
 		return xdp_stat(TND_XDP_PASSED, XDP_PASS);
 	__builtin_memcpy(&n, r, sizeof(n));
 	if (p->ttl <= 1)
 		return xdp_stat(TND_XDP_PASSED, XDP_PASS);
-	ret = xdp_nexthop(ctx, p, n.addr2, xdp_l3_len(p), bpf_ktime_get_coarse_ns(), &nh);
-	if (ret == NH_ERROR)
+	ret = xdp_nexthop(ctx, p, n.addr2, xdp_l3_len(p), xdp_now(), &nh);
+	if (ret == NH_ERROR || !nh)
 		return xdp_stat(TND_XDP_ERRORS, XDP_PASS);
-	if (nat_rewrite(ctx, p, NAT_SRC, n.addr, n.port) ||
-	    nat_rewrite(ctx, p, NAT_DST, n.addr2, n.port2))
+	if (nat_rewrite2(ctx, p, n.addr, n.port, n.addr2, n.port2))
 		return xdp_stat(TND_XDP_ERRORS, XDP_DROP);
 	xdp_stat(TND_XDP_SNAT_REPLIES, 0);
 	/* Not resolved yet, or the client is local: the stack delivers it. */
 	if (ret != NH_REMOTE)
 		return XDP_PASS;
-	return xdp_forward(ctx, p, &nh);
+	return xdp_forward(ctx, p, nh);
 }
 
 static __always_inline int xdp_lb_process(struct xdp_md *ctx)
@@ -517,17 +584,11 @@ static __always_inline int xdp_lb_process(struct xdp_md *ctx)
 	key.port = p.tuple.dport;
 	key.proto = p.tuple.proto;
 	key.family = p.tuple.family;
-	key.scope = TND_LB_SCOPE_EXTERNAL;
+	key.scope = TND_LB_SCOPE_XDP;
 	svc = lb_service_lookup(&key);
 	if (svc)
-		return xdp_lb_frontend(ctx, &p, svc, 0);
-	if (!xdp_is_node_addr(&p))
-		return xdp_stat(TND_XDP_PASSED, XDP_PASS);
-	__builtin_memset(key.addr, 0, TND_ADDR_LEN);
-	key.scope = TND_LB_SCOPE_NODEPORT;
-	svc = lb_service_lookup(&key);
-	if (svc)
-		return xdp_lb_frontend(ctx, &p, svc, 1);
+		return xdp_lb_frontend(ctx, &p, svc, svc->flags & TND_LB_F_NODEPORT);
+	/* Only a SNAT port can be a reply to translate: its REV entry says so. */
 	dport = bpf_ntohs(p.tuple.dport);
 	if (dport >= TND_LB_SNAT_PORT_MIN && dport <= TND_LB_SNAT_PORT_MAX)
 		return xdp_lb_snat_reply(ctx, &p);

@@ -271,6 +271,36 @@ if (!inner) {
       assert.deepEqual(r6.data, v6(node6, client6, P.icmp6(node6, client6, 1, 4, quote6), { nextHeader: P.IPPROTO_ICMPV6, hopLimit: 64 }, clientMac, ext0Mac));
     });
 
+    it('NodePort answers at the node addresses as they change; an ExternalIP at a node address wins at its port', () => {
+      const extra = ip4('203.0.113.50');
+      service(20, { address: '0.0.0.0', port: 30095, protocol: 'TCP' }, 'nodeport', [backend(20, NODE.remoteBackend4, 8080)]);
+      const notYet = syn4(extra, 40030, 30095);
+      assert.deepEqual(run(notYet).data, notYet, 'not a node address yet: passed untouched');
+      assert.equal(run(notYet).retval, XDP_PASS);
+
+      maps.setNodeAddresses([NODE.node4, NODE.node6, '203.0.113.50']);
+      assert.equal(run(syn4(extra, 40031, 30095)).retval, XDP_TX, 'a node address now: balanced');
+      const fwd = nat.lookup(ctKey(client4, extra, 40031, 30095, P.IPPROTO_TCP, 0));
+      assert.equal(fwd?.serviceId, 20);
+      assert.deepEqual(fwd?.addr2.subarray(0, 4), extra, 'SNAT source: the node address the client used');
+
+      maps.setNodeAddresses([NODE.node4, NODE.node6]);
+      const gone = syn4(extra, 40032, 30095);
+      assert.equal(run(gone).retval, XDP_PASS, 'no longer a node address: passed');
+      assert.deepEqual(run(gone).data, gone);
+
+      service(21, { address: NODE.node4, port: 30095, protocol: 'TCP' }, 'external', [backend(21, NODE.remoteBackend4, 9090)]);
+      assert.equal(run(syn4(node4, 40033, 30095)).retval, XDP_TX);
+      assert.equal(nat.lookup(ctKey(client4, node4, 40033, 30095, P.IPPROTO_TCP, 0))?.serviceId, 21, 'the ExternalIP frontend wins');
+      maps.deleteFrontend({ address: NODE.node4, port: 30095, protocol: 'TCP' }, 'external');
+      assert.equal(run(syn4(node4, 40034, 30095)).retval, XDP_TX);
+      assert.equal(nat.lookup(ctKey(client4, node4, 40034, 30095, P.IPPROTO_TCP, 0))?.serviceId, 20, 'the NodePort frontend again');
+      maps.deleteFrontend({ address: '0.0.0.0', port: 30095, protocol: 'TCP' }, 'nodeport');
+      const none = syn4(node4, 40035, 30095);
+      assert.equal(run(none).retval, XDP_PASS, 'no frontend left at that port');
+      assert.deepEqual(run(none).data, none);
+    });
+
     it('passes untouched, writing nothing: no frontend, other protocols, IPv4 options, fragments, truncated headers, ARP', () => {
       const before = natCount();
       const cases: Array<[string, Buffer]> = [

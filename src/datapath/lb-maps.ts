@@ -282,12 +282,14 @@ export class LbMaps implements LbDatapath, Disposable {
         { addr: key.addr, port: key.port, family: key.family, serviceId: f.serviceId },
       );
     this.services.update(key, value);
+    this.syncXdpFrontends(key);
   }
 
   deleteFrontend(frontend: Frontend, scope: FrontendScope): void {
     const key = serviceKey(frontend, scope);
     const old = this.services.lookup(key);
     this.services.delete(key);
+    this.syncXdpFrontends(key);
     if (scope !== 'cluster' || !old) return;
     // Only the reverse NAT this frontend wrote: another of the service's frontends may own it now.
     const rk = { serviceId: old.serviceId, family: key.family };
@@ -346,15 +348,59 @@ export class LbMaps implements LbDatapath, Disposable {
       const key = TndLbNodeAddrKey.encode({ addr: keyAddress(bytes), family: wireFamily(family) });
       want.set(key.toString('hex'), key);
     }
+    const all = new Map(want);
     if (want.size > map.maxEntries) throw invalid(`the node has ${want.size} addresses; NodePort serves at most ${map.maxEntries}`);
     let removed = 0;
+    const gone: Buffer[] = [];
     for (const [k] of map.lookupBatch()) {
       if (want.has(k.toString('hex'))) want.delete(k.toString('hex'));
-      else if (map.delete(k)) removed++;
+      else if (map.delete(k)) {
+        removed++;
+        gone.push(k);
+      }
     }
     const one = u32.encode(1);
     for (const key of want.values()) map.update(key, one);
+    // The XDP entries of every frontend at every address, also at those that
+    // went, so that pins an older agent wrote (without them) catch up too.
+    const addrs = [...all.values(), ...gone].map((k) => TndLbNodeAddrKey.decode(k));
+    for (const [k] of this.raw.get('tnd_lb_services')!.lookupBatch()) {
+      const sk = TndLbServiceKey.decode(k);
+      if (sk.scope === TndLbScope.TND_LB_SCOPE_EXTERNAL) this.syncXdp(sk);
+      if (sk.scope !== TndLbScope.TND_LB_SCOPE_NODEPORT) continue;
+      for (const a of addrs) if (a.family === sk.family) this.syncXdp({ ...sk, addr: a.addr });
+    }
     return { added: want.size, removed };
+  }
+
+  private isNodeAddress(addr: Buffer, family: number): boolean {
+    return this.raw.get('tnd_lb_node_addrs')!.lookup(TndLbNodeAddrKey.encode({ addr, family })) !== undefined;
+  }
+
+  /**
+   * The XDP load balancer's entries (scope TND_LB_SCOPE_XDP: one lookup per
+   * packet finds either kind) that the EXTERNAL or NODEPORT entry `key`
+   * decides: its own address, or every node address of its family.
+   */
+  private syncXdpFrontends(key: TndLbServiceKey): void {
+    if (key.scope === TndLbScope.TND_LB_SCOPE_EXTERNAL) this.syncXdp(key);
+    if (key.scope !== TndLbScope.TND_LB_SCOPE_NODEPORT) return;
+    for (const [k] of this.raw.get('tnd_lb_node_addrs')!.lookupBatch()) {
+      const a = TndLbNodeAddrKey.decode(k);
+      if (a.family === key.family) this.syncXdp({ ...key, addr: a.addr });
+    }
+  }
+
+  /** The XDP entry at key's address and port: the EXTERNAL frontend there, else NODEPORT's at a node address, else none. */
+  private syncXdp(key: TndLbServiceKey): void {
+    const at = (scope: number, addr = key.addr): TndLbServiceKey => ({ ...key, addr, scope });
+    let value = this.services.lookup(at(TndLbScope.TND_LB_SCOPE_EXTERNAL));
+    if (!value && this.isNodeAddress(key.addr, key.family)) {
+      const np = this.services.lookup(at(TndLbScope.TND_LB_SCOPE_NODEPORT, Buffer.alloc(16)));
+      if (np) value = { ...np, flags: np.flags | TndLbServiceFlags.TND_LB_F_NODEPORT };
+    }
+    if (value) this.services.update(at(TndLbScope.TND_LB_SCOPE_XDP), value);
+    else this.services.delete(at(TndLbScope.TND_LB_SCOPE_XDP));
   }
 
   /** The node addresses NodePort frontends answer on, as written. */

@@ -1396,6 +1396,7 @@ export const TndLbScope = {
   TND_LB_SCOPE_CLUSTER: 0,
   TND_LB_SCOPE_NODEPORT: 1,
   TND_LB_SCOPE_EXTERNAL: 2,
+  TND_LB_SCOPE_XDP: 3,
 } as const;
 export type TndLbScope = (typeof TndLbScope)[keyof typeof TndLbScope];
 
@@ -1404,12 +1405,14 @@ export const tndLbScopeNames: Record<number, string> = {
   0: 'TND_LB_SCOPE_CLUSTER',
   1: 'TND_LB_SCOPE_NODEPORT',
   2: 'TND_LB_SCOPE_EXTERNAL',
+  3: 'TND_LB_SCOPE_XDP',
 };
 
 /** enum tnd_lb_service_flags. */
 export const TndLbServiceFlags = {
   TND_LB_F_AFFINITY: 1,
   TND_LB_F_DSR: 2,
+  TND_LB_F_NODEPORT: 4,
 } as const;
 export type TndLbServiceFlags = (typeof TndLbServiceFlags)[keyof typeof TndLbServiceFlags];
 
@@ -1417,6 +1420,7 @@ export type TndLbServiceFlags = (typeof TndLbServiceFlags)[keyof typeof TndLbSer
 export const tndLbServiceFlagsNames: Record<number, string> = {
   1: 'TND_LB_F_AFFINITY',
   2: 'TND_LB_F_DSR',
+  4: 'TND_LB_F_NODEPORT',
 };
 
 /** enum tnd_lb_sock_stat. */
