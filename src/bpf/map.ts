@@ -176,6 +176,7 @@ export class BpfMap {
     const fd = this.fd;
     return new Promise((resolve, reject) => {
       bpf.mapUpdateElem.async(fd, key, value, UPDATE_FLAGS[flag], (err: unknown, ret: number) => {
+        keepAlive(key, value);
         if (err) reject(err as Error);
         else if (ret < 0) reject(new BpfError(`Cannot update map "${this.name}" (flag ${flag})`, -ret));
         else resolve();
@@ -189,6 +190,7 @@ export class BpfMap {
     const fd = this.fd;
     return new Promise((resolve, reject) => {
       bpf.mapDeleteElem.async(fd, key, (err: unknown, ret: number) => {
+        keepAlive(key);
         if (err) reject(err as Error);
         else if (ret === -ENOENT) resolve(false);
         else if (ret < 0) reject(new BpfError(`Cannot delete a key from map "${this.name}"`, -ret));
@@ -224,8 +226,11 @@ export class BpfMap {
     const keys = Buffer.concat(pairs.map(([key]) => key));
     const count = [pairs.length];
     const fd = this.fd;
+    const valueBytes = Buffer.concat(values);
+    const opts = batchOpts(UPDATE_FLAGS.any);
     return new Promise((resolve, reject) => {
-      bpf.mapUpdateBatch.async(fd, keys, Buffer.concat(values), count, batchOpts(UPDATE_FLAGS.any), (err: unknown, ret: number) => {
+      bpf.mapUpdateBatch.async(fd, keys, valueBytes, count, opts, (err: unknown, ret: number) => {
+        keepAlive(keys, valueBytes, opts, count);
         if (err) reject(err as Error);
         else if (ret < 0) reject(new BpfError(`Cannot batch-update map "${this.name}" (${count[0]} of ${pairs.length} entries written)`, -ret));
         else resolve();
@@ -411,6 +416,15 @@ export class BpfMap {
 }
 
 /** struct bpf_map_batch_opts { size_t sz; __u64 elem_flags; __u64 flags; } */
+/**
+ * The kernel reads an async call's buffers on a worker thread, after the
+ * call returned to JavaScript: the callback names them so that they stay
+ * reachable (not collected) until the call is over.
+ */
+function keepAlive(...values: unknown[]): void {
+  void values;
+}
+
 function batchOpts(elemFlags: number): Buffer {
   const b = Buffer.alloc(24);
   b.writeBigUInt64LE(24n, 0);
