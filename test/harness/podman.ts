@@ -6,7 +6,7 @@
  * (no registry). podman runs inside the node's netns, so the agent and the
  * containers' host-side links live there.
  */
-import { mkdirSync, symlinkSync, writeFileSync, copyFileSync, existsSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync, copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, must, sh, type CmdResult, type Node, type Topology } from './topology.js';
 
@@ -31,7 +31,8 @@ export class Podman {
     return null;
   }
 
-  static async create(topo: Topology, node: Node, network = 'tendril'): Promise<Podman> {
+  /** The network is examples/cni/tendril.conflist's: "tendril". */
+  static async create(topo: Topology, node: Node): Promise<Podman> {
     const dir = join(topo.dir, `podman-${node.name}`);
     const bin = join(dir, 'cni-bin');
     const conf = join(dir, 'cni-conf');
@@ -40,7 +41,11 @@ export class Podman {
     // A runtime runs the plugin named after the configuration's type.
     symlinkSync(join(REPO, 'build', 'bin', 'tendril-cni'), join(bin, 'tendril'));
     symlinkSync('/usr/lib/cni/loopback', join(bin, 'loopback'));
-    writeFileSync(join(conf, `${network}.conflist`), JSON.stringify({ cniVersion: '1.0.0', name: network, plugins: [{ type: 'tendril', agentSocket: node.socket }] }, null, 2));
+    // The example a user installs, with the test node's agent socket: podman's
+    // clean-up processes (started by conmon) do not carry our environment.
+    const example = JSON.parse(readFileSync(join(REPO, 'examples', 'cni', 'tendril.conflist'), 'utf8')) as { plugins: Array<Record<string, unknown>> };
+    example.plugins[0]!.agentSocket = node.socket;
+    writeFileSync(join(conf, 'tendril.conflist'), JSON.stringify(example, null, 2));
     writeFileSync(
       join(dir, 'containers.conf'),
       [
