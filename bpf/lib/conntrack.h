@@ -2,7 +2,6 @@
 /*
  * API: connection tracking.
  *   tnd_ct                   LRU_HASH tnd_ct_key -> tnd_ct_entry, node-wide
- *   tnd_ct_clock             PERCPU_ARRAY, this object's clock cache (ct_now)
  *   ct_now()                 conntrack's clock: CLOCK_MONOTONIC in ns at tick
  *                            resolution (the coarse clock, cached per tick);
  *                            read it once per packet
@@ -43,6 +42,7 @@
 #include "compiler.h"
 #include "common.h"
 #include "pkt.h"
+#include "clock.h"
 #include <linux/in.h>
 
 struct {
@@ -69,41 +69,10 @@ struct ct_result {
 	__u8 flags;   /* the entry's enum tnd_ct_flags */
 };
 
-/*
- * Conntrack's clock, read once per packet. Helper calls into the clock code
- * cost about 20 ns here (every kernel call and return pays for the CPU's
- * return-stack mitigations), while bpf_jiffies64() is inlined by the
- * verifier into one load. So each CPU keeps the coarse clock of the current
- * tick and reads it again only when jiffies moved: one clock call per tick
- * per CPU, at most a tick more behind than bpf_ktime_get_coarse_ns() itself.
- * Per object, not node-wide: nothing outside the program reads it.
- */
-struct ct_clock {
-	__u64 jiffies;
-	__u64 ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ct_clock);
-} tnd_ct_clock SEC(".maps");
-
+/* Conntrack's clock (clock.h), read once per packet. */
 static __always_inline __u64 ct_now(void)
 {
-	__u64 j = bpf_jiffies64();
-	struct ct_clock *c;
-	__u32 zero = 0;
-
-	c = bpf_map_lookup_elem(&tnd_ct_clock, &zero);
-	if (!c)
-		return bpf_ktime_get_coarse_ns();
-	if (c->jiffies != j) {
-		c->ns = bpf_ktime_get_coarse_ns();
-		c->jiffies = j;
-	}
-	return c->ns;
+	return clock_now();
 }
 
 static __always_inline __u64 ct_timeout(__u8 proto, __u8 state)

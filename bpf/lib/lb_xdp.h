@@ -57,6 +57,7 @@
 #include "mac.h"
 #include "nat.h"
 #include "parse.h"
+#include "clock.h"
 #include "dsr_xdp.h"
 #include "refuse_xdp.h"
 
@@ -110,39 +111,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xdp_nexthop_slot);
 } xdp_nexthops SEC(".maps");
-
-/*
- * The program's clock, read once per packet: the coarse clock of the
- * current tick, read again only when jiffies moved (bpf_jiffies64() is
- * inlined, a clock helper call is not; conntrack.h's ct_now does the same).
- */
-struct xdp_clock {
-	__u64 jiffies;
-	__u64 ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct xdp_clock);
-} xdp_clock SEC(".maps");
-
-static __always_inline __u64 xdp_now(void)
-{
-	__u64 j = bpf_jiffies64();
-	struct xdp_clock *c;
-	__u32 zero = 0;
-
-	c = bpf_map_lookup_elem(&xdp_clock, &zero);
-	if (!c)
-		return bpf_ktime_get_coarse_ns();
-	if (c->jiffies != j) {
-		c->ns = bpf_ktime_get_coarse_ns();
-		c->jiffies = j;
-	}
-	return c->ns;
-}
 
 enum xdp_nexthop_kind {
 	NH_REMOTE = 0,
@@ -446,7 +414,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	int v4 = p->tuple.family == TND_AF_INET;
 	__u8 frontend[TND_ADDR_LEN];
 	__u16 frontend_port = p->tuple.dport;
-	__u64 now = xdp_now();
+	__u64 now = clock_now();
 	const struct xdp_nexthop *nh = NULL;
 	/* The FWD key is the packet's tuple (dir and pad are 0: FWD), good
 	 * until the packet is rewritten: every map write comes before. */
@@ -544,7 +512,7 @@ static __always_inline int xdp_lb_snat_reply(struct xdp_md *ctx, struct pkt *p)
 	__builtin_memcpy(&n, r, sizeof(n));
 	if (p->ttl <= 1)
 		return xdp_stat(TND_XDP_PASSED, XDP_PASS);
-	ret = xdp_nexthop(ctx, p, n.addr2, xdp_l3_len(p), xdp_now(), &nh);
+	ret = xdp_nexthop(ctx, p, n.addr2, xdp_l3_len(p), clock_now(), &nh);
 	if (ret == NH_ERROR || !nh)
 		return xdp_stat(TND_XDP_ERRORS, XDP_PASS);
 	if (nat_rewrite2(ctx, p, n.addr, n.port, n.addr2, n.port2))
