@@ -35,6 +35,7 @@
 #include "common.h"
 #include "csum.h"
 #include "drop.h"
+#include "fib.h"
 #include "lb.h"
 #include "nat.h"
 #include "pkt.h"
@@ -229,25 +230,14 @@ static __always_inline int lb_nat_rev(struct __ctx_buff *ctx, struct pkt *p,
 static __always_inline int lb_reply_exit_fib(struct __sk_buff *ctx,
 					     const struct pkt *p)
 {
-	struct bpf_fib_lookup fib = {};
+	struct bpf_fib_lookup fib;
 	void *data, *data_end;
 	struct ethhdr *eth;
 	int ret;
 
 	if (p->ttl <= 1)
 		return CTX_OK;
-	fib.ifindex = ctx->ifindex;
-	fib.l4_protocol = p->tuple.proto;
-	fib.tot_len = ctx->len - ETH_HLEN;
-	if (p->tuple.family == TND_AF_INET) {
-		fib.family = 2; /* AF_INET */
-		fib.ipv4_src = *(const __u32 *)p->tuple.saddr;
-		fib.ipv4_dst = *(const __u32 *)p->tuple.daddr;
-	} else {
-		fib.family = 10; /* AF_INET6 */
-		__builtin_memcpy(fib.ipv6_src, p->tuple.saddr, TND_ADDR_LEN);
-		__builtin_memcpy(fib.ipv6_dst, p->tuple.daddr, TND_ADDR_LEN);
-	}
+	fib_params(&fib, p, ctx->ifindex, p->tuple.saddr, p->tuple.daddr, ctx->len - ETH_HLEN);
 	ret = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (ret != BPF_FIB_LKUP_RET_SUCCESS && ret != BPF_FIB_LKUP_RET_NO_NEIGH)
 		return CTX_OK;

@@ -58,6 +58,7 @@
 #include "nat.h"
 #include "parse.h"
 #include "clock.h"
+#include "fib.h"
 #include "dsr_xdp.h"
 #include "refuse_xdp.h"
 
@@ -119,8 +120,6 @@ enum xdp_nexthop_kind {
 	NH_ERROR = 3,             /* unreachable, forwarding off, ...: the stack decides */
 };
 
-#define AF_INET_FIB 2
-#define AF_INET6_FIB 10
 /* A flow's last_seen_ns is written at most this often (per-packet writes
  * would bounce the entry's cache line between CPUs). */
 #define XDP_LB_TOUCH_NS NSEC_PER_SEC
@@ -167,19 +166,7 @@ static __always_inline int xdp_fib(struct xdp_md *ctx, const struct pkt *p,
 				   __u16 tot_len, __u32 flags,
 				   struct bpf_fib_lookup *fib)
 {
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->ifindex = ctx->ingress_ifindex;
-	fib->l4_protocol = p->tuple.proto;
-	fib->tot_len = tot_len;
-	if (p->tuple.family == TND_AF_INET) {
-		fib->family = AF_INET_FIB;
-		fib->ipv4_src = *(const __u32 *)src;
-		fib->ipv4_dst = *(const __u32 *)dst;
-	} else {
-		fib->family = AF_INET6_FIB;
-		__builtin_memcpy(fib->ipv6_src, src, TND_ADDR_LEN);
-		__builtin_memcpy(fib->ipv6_dst, dst, TND_ADDR_LEN);
-	}
+	fib_params(fib, p, ctx->ingress_ifindex, src, dst, tot_len);
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), flags);
 }
 

@@ -156,27 +156,42 @@ static __always_inline int refuse_tcp_rst(struct xdp_md *ctx, const struct pkt *
 	return 0;
 }
 
+/*
+ * Room for an ICMP error in front of the frame in hand: `grow` bytes (the
+ * new IP and ICMP headers) at its head and the whole cut to out_len, so the
+ * original frame starts at `grow` and its IP header lands right where the
+ * ICMP message quotes it. The frame's start, or NULL.
+ */
+static __always_inline void *refuse_icmp_frame(struct xdp_md *ctx, __u32 grow,
+					       __u32 out_len)
+{
+	void *data, *data_end;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)grow) < 0)
+		return NULL;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (bpf_xdp_adjust_tail(ctx, (int)out_len - (int)(data_end - data)) < 0)
+		return NULL;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (data + out_len > data_end)
+		return NULL;
+	return data;
+}
+
 static __always_inline int refuse_udp_unreach4(struct xdp_md *ctx)
 {
 	const __u32 grow = sizeof(struct iphdr) + 8; /* new IP header + ICMP header */
 	const __u32 out_len = ETH_HLEN + grow + QUOTE4_LEN;
-	void *data, *data_end;
+	void *data;
 	struct ethhdr *eth, *old_eth;
 	struct iphdr *ip, *old_ip;
 	__u8 *icmp;
 
-	if (bpf_xdp_adjust_head(ctx, -(int)grow) < 0)
+	data = refuse_icmp_frame(ctx, grow, out_len);
+	if (!data)
 		return -1;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (bpf_xdp_adjust_tail(ctx, (int)out_len - (int)(data_end - data)) < 0)
-		return -1;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + out_len > data_end)
-		return -1;
-	/* The original frame now starts at `grow`: its IP header lands right
-	 * where the ICMP message quotes it. */
 	eth = data;
 	old_eth = data + grow;
 	ip = data + ETH_HLEN;
@@ -206,21 +221,14 @@ static __always_inline int refuse_udp_unreach6(struct xdp_md *ctx)
 {
 	const __u32 grow = sizeof(struct ipv6hdr) + 8;
 	const __u32 out_len = ETH_HLEN + grow + QUOTE6_LEN;
-	void *data, *data_end;
+	void *data;
 	struct ethhdr *eth, *old_eth;
 	struct ipv6hdr *ip6, *old_ip6;
 	__u8 *icmp;
 	__u64 sum;
 
-	if (bpf_xdp_adjust_head(ctx, -(int)grow) < 0)
-		return -1;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (bpf_xdp_adjust_tail(ctx, (int)out_len - (int)(data_end - data)) < 0)
-		return -1;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	if (data + out_len > data_end)
+	data = refuse_icmp_frame(ctx, grow, out_len);
+	if (!data)
 		return -1;
 	eth = data;
 	old_eth = data + grow;

@@ -34,8 +34,8 @@ import {
 } from '../bpf/generated/wire.js';
 import type { PinPaths } from './paths.js';
 
-/** The LB maps by their names in sock.o (and, later, lxc.o and xdp.o). */
-export const LB_MAPS = [
+/** The maps of bpf/lib/lb.h: every object that balances (sock.o, lxc.o, xdp.o) has them. */
+export const LB_CORE_MAPS = [
   'tnd_lb_services',
   'tnd_lb_backends',
   'tnd_lb_maglev',
@@ -44,6 +44,11 @@ export const LB_MAPS = [
   'tnd_lb_backend_conns',
   'tnd_lb_nat',
   'tnd_lb_node_addrs',
+] as const;
+
+/** The LB maps by their names in sock.o: lb.h's and the socket LB's own. */
+export const LB_MAPS = [
+  ...LB_CORE_MAPS,
   'tnd_lb_netns',
   'tnd_lb_sock_revnat',
   'tnd_lb_sock_stats',

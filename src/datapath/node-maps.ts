@@ -23,7 +23,7 @@ import { PinPaths } from './paths.js';
 import { IpcacheMap } from './ipcache-map.js';
 import { PolicyMaps } from './policy-maps.js';
 import { PROXY_FLOWS_MAP, ProxyConfigMap, ProxyFlowMap } from './proxy-maps.js';
-import { MAGLEV_SIZE_DEFAULT, checkMaglevSize } from './lb-maps.js';
+import { LB_CORE_MAPS, MAGLEV_SIZE_DEFAULT, checkMaglevSize } from './lb-maps.js';
 
 /** Maps shared by all endpoints of a node, by their names in lxc.o. */
 export const NODE_MAPS = [
@@ -40,16 +40,7 @@ export const NODE_MAPS = [
 export type NodeMapName = (typeof NODE_MAPS)[number];
 
 /** The load balancer's maps lxc.o uses (every map of lb.h), by name. */
-export const LXC_LB_MAPS = [
-  'tnd_lb_services',
-  'tnd_lb_backends',
-  'tnd_lb_maglev',
-  'tnd_lb_affinity',
-  'tnd_lb_revnat',
-  'tnd_lb_backend_conns',
-  'tnd_lb_nat',
-  'tnd_lb_node_addrs',
-] as const;
+export const LXC_LB_MAPS = LB_CORE_MAPS;
 export type LxcLbMapName = (typeof LXC_LB_MAPS)[number];
 
 export interface NodeMapsOptions {

@@ -18,20 +18,11 @@ import { BpfError, BpfLink, BpfMap, BpfObject, attachXdp, bpfObjectPath, u32, ty
 import { ifNameToIndex } from '../sys/index.js';
 import { TndXdpConfig, tndXdpStatNames } from '../bpf/generated/wire.js';
 import { checkIfname } from '../link/veth.js';
-import type { LbMapName, LbMaps } from './lb-maps.js';
+import { LB_CORE_MAPS, type LbMaps } from './lb-maps.js';
 import type { PinPaths } from './paths.js';
 
-/** The LB maps xdp.o uses (the socket LB's own maps it has not). */
-export const XDP_LB_MAPS = [
-  'tnd_lb_services',
-  'tnd_lb_backends',
-  'tnd_lb_maglev',
-  'tnd_lb_affinity',
-  'tnd_lb_revnat',
-  'tnd_lb_backend_conns',
-  'tnd_lb_nat',
-  'tnd_lb_node_addrs',
-] as const satisfies readonly LbMapName[];
+/** The LB maps xdp.o uses: lb.h's (the socket LB's own maps it has not). */
+export const XDP_LB_MAPS = LB_CORE_MAPS;
 
 /** Node maps xdp.o shares through their pins (created there when the node has none yet). */
 const SHARED_PINS = ['tnd_endpoints', 'tnd_events', 'tnd_metrics', 'tnd_xdp_stats'];
