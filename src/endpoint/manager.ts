@@ -207,31 +207,24 @@ export class EndpointManager {
       createdAt: new Date().toISOString(),
     };
     const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };
-    // Child processes (ip) build the links while this process loads and
-    // verifies the programs, which need no device. The host side comes up
-    // last, so the pod's first packet finds programs and map entries in place.
-    const veth = createVeth(spec);
-    // Identity and policy are settled meanwhile too: the datapath is default-deny.
+    // Identity and policy are settled while the programs load: the datapath is default-deny.
     const identity = this.hooks.attach(ep);
     identity.catch(() => undefined); // awaited below
-    let addressing: Promise<void> | undefined;
     try {
       // One turn of the event loop lets the policy swap reach its worker
       // thread (its kernel wait then overlaps the synchronous program load).
       await new Promise((resolve) => setImmediate(resolve));
       using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
-      await veth;
+      createVeth(spec);
       ep.ifindex = ifNameToIndex(ep.hostIfname);
-      addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
-      addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
+      addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
       ep.identity = await identity;
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
-      await addressing;
-      await setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
+      // The host side comes up last, so the pod's first packet finds programs and map entries in place.
+      setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
     } catch (err) {
-      // Let the link commands settle before removing what they made.
-      await Promise.allSettled([veth, addressing, identity]);
+      await identity.catch(() => undefined);
       await this.teardown(ep).catch(() => undefined);
       this.ipam.release(String(id));
       throw err;
@@ -245,9 +238,10 @@ export class EndpointManager {
   private async teardown(ep: Endpoint): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
     // Deleting the device removes its filters and with them the programs:
-    // no moment in which the pod's traffic passes without them. Meanwhile
-    // its policy and identity go (the policy swap waits for the kernel).
-    await Promise.all([deleteLink(ep.hostIfname), this.hooks.detach(ep.id)]);
+    // no moment in which the pod's traffic passes without them. Then its
+    // policy and identity go.
+    deleteLink(ep.hostIfname);
+    await this.hooks.detach(ep.id);
     this.purgeConntrack(ep.id);
   }
 

@@ -1,6 +1,6 @@
 /**
- * Runs iproute2 and friends. Many changes go through one `ip -batch -` so an
- * endpoint costs a couple of process starts, not one per address or route.
+ * Runs iproute2 and friends, for what is not on an endpoint's hot path
+ * (links, addresses and routes of endpoints go over netlink: rtnl.ts).
  */
 import { execFile } from 'node:child_process';
 import { TendrilError } from '../common/errors.js';
@@ -24,9 +24,4 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
     child.stdin!.on('error', () => undefined);
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
-}
-
-/** `ip -batch -` with one command per line; stops at the first failure. */
-export function ipBatch(lines: string[], options: { netns?: string } = {}): Promise<string> {
-  return run('ip', ['-batch', '-'], { ...options, input: lines.join('\n') + '\n' });
 }

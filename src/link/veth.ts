@@ -4,9 +4,12 @@
  * pod's interface. Addresses and routes of the pod side point at the node's
  * router address, which the datapath answers for (ARP / neighbour discovery).
  */
-import { readFileSync, writeFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { TendrilError, invalid } from '../common/errors.js';
-import { ipBatch, run } from './exec.js';
+import { ifNameToIndex } from '../sys/index.js';
+import { inNetns } from '../sys/netns.js';
+import { netlinkRequest, type NetlinkError } from '../sys/netlink.js';
+import { addHostAddress, addRoute, addVethPair, deleteLinkByName, replaceNeighbour, setLinkUp } from './rtnl.js';
 
 export interface VethSpec {
   hostName: string;
@@ -42,18 +45,25 @@ export function netnsInode(path: string): number {
 }
 
 /** Creates the pair, both ends down, the peer already moved into the pod netns. */
-export async function createVeth(spec: VethSpec): Promise<void> {
+export function createVeth(spec: VethSpec): void {
   checkIfname(spec.hostName);
   checkIfname(spec.podIfname);
+  let nsFd: number;
   try {
-    await ipBatch([
-      `link add ${spec.hostName} address ${spec.hostMac} type veth peer name ${spec.podIfname} address ${spec.podMac} netns ${spec.netns}`,
-    ]);
+    nsFd = openSync(spec.netns, 'r');
+  } catch {
+    throw invalid(`"${spec.netns}" is not a network namespace`);
+  }
+  try {
+    netlinkRequest([addVethPair({ hostName: spec.hostName, hostMac: spec.hostMac, peerName: spec.podIfname, peerMac: spec.podMac, peerNetnsFd: nsFd })]);
   } catch (err) {
-    const text = (err as Error).message;
-    if (/File exists/.test(text)) throw new TendrilError('conflict', `Cannot create ${spec.podIfname} in "${spec.netns}": an interface with that name exists there`);
-    if (/netns|Invalid/.test(text)) throw invalid(`"${spec.netns}" is not a network namespace`);
+    const code = (err as NetlinkError).code;
+    // The host name is the agent's own and fresh: a name taken is the pod's.
+    if (code === 'EEXIST') throw new TendrilError('conflict', `Cannot create ${spec.podIfname} in "${spec.netns}": an interface with that name exists there`);
+    if (code === 'EINVAL' || code === 'EBADF') throw invalid(`"${spec.netns}" is not a network namespace`);
     throw err;
+  } finally {
+    closeSync(nsFd);
   }
   // The host side needs no IPv6 address of its own: BPF answers the pod, and
   // no link-local chatter (MLD, neighbour discovery) should reach the pod
@@ -64,19 +74,20 @@ export async function createVeth(spec: VethSpec): Promise<void> {
 }
 
 /** Gives the pod side its addresses and default routes via the router, and brings it up. */
-export async function addressPod(spec: VethSpec, addr: PodAddressing): Promise<void> {
-  const dev = spec.podIfname;
-  await ipBatch(
+export function addressPod(spec: VethSpec, addr: PodAddressing): void {
+  const dev = inNetns(spec.netns, () => ifNameToIndex(spec.podIfname));
+  netlinkRequest(
     [
-      `addr add ${addr.ipv4}/32 dev ${dev}`,
-      `addr add ${addr.ipv6}/128 dev ${dev} nodad`,
-      `link set ${dev} up`,
-      `route add ${addr.routerIPv4} dev ${dev} scope link`,
-      `route add default via ${addr.routerIPv4} dev ${dev}`,
-      `route add ${addr.routerIPv6} dev ${dev}`,
-      `route add default via ${addr.routerIPv6} dev ${dev}`,
+      addHostAddress(dev, addr.ipv4),
+      addHostAddress(dev, addr.ipv6),
+      setLinkUp(dev, spec.podIfname),
+      // The router is on the link (a /32 has no subnet to find it in).
+      addRoute({ family: 4, to: addr.routerIPv4, oif: dev }),
+      addRoute({ family: 4, via: addr.routerIPv4, oif: dev }),
+      addRoute({ family: 6, to: addr.routerIPv6, oif: dev }),
+      addRoute({ family: 6, via: addr.routerIPv6, oif: dev }),
     ],
-    { netns: spec.netns },
+    spec.netns,
   );
 }
 
@@ -87,16 +98,17 @@ export async function addressPod(spec: VethSpec, addr: PodAddressing): Promise<v
  * Pod-to-pod traffic never uses these routes: BPF delivers it. The routes
  * go away with the device.
  */
-export async function setLinkUpWithRoute(name: string, ipv4: string, ipv6?: { address: string; podMac: string }): Promise<void> {
+export function setLinkUpWithRoute(name: string, ipv4: string, ipv6?: { address: string; podMac: string }): void {
   checkIfname(name);
-  const v6 = ipv6 ? [`route replace ${ipv6.address}/128 dev ${name}`, `neigh replace ${ipv6.address} lladdr ${ipv6.podMac} dev ${name} nud permanent`] : [];
-  await ipBatch([`link set ${name} up`, `route replace ${ipv4}/32 dev ${name}`, ...v6]);
+  const index = ifNameToIndex(name);
+  const v6 = ipv6 ? [addRoute({ family: 6, to: ipv6.address, oif: index, replace: true }), replaceNeighbour(index, ipv6.address, ipv6.podMac)] : [];
+  netlinkRequest([setLinkUp(index, name), addRoute({ family: 4, to: ipv4, oif: index, replace: true }), ...v6]);
 }
 
-export async function deleteLink(name: string): Promise<void> {
+export function deleteLink(name: string): void {
   if (!linkExists(name)) return;
   try {
-    await run('ip', ['link', 'del', name]);
+    netlinkRequest([deleteLinkByName(name)]);
   } catch (err) {
     if (linkExists(name)) throw err;
   }

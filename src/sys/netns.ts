@@ -4,7 +4,7 @@
  * >= 5.14). Node cannot ask for it: the calling thread joins the namespace
  * with setns(2), makes a socket, reads the cookie and goes back, all in one
  * synchronous call (no JavaScript runs while the thread is away; other
- * threads never move). setns(CLONE_NEWNET) needs CAP_SYS_ADMIN.
+ * threads never move; inNetns). setns(CLONE_NEWNET) needs CAP_SYS_ADMIN.
  */
 import { closeSync, openSync } from 'node:fs';
 import { c, lastErrno } from './libc.js';
@@ -42,11 +42,11 @@ function cookieHere(): bigint {
 }
 
 /**
- * The cookie of the network namespace at `netnsPath` (/run/netns/NAME,
- * /proc/PID/ns/net). The calling thread is back in its own namespace when
- * this returns or throws.
+ * Runs `fn` (synchronous) on the calling thread inside the network namespace
+ * at `netnsPath` (/run/netns/NAME, /proc/PID/ns/net). The thread is back in
+ * its own namespace when this returns or throws.
  */
-export function netnsCookie(netnsPath: string): bigint {
+export function inNetns<T>(netnsPath: string, fn: () => T): T {
   const home = openNs('/proc/thread-self/ns/net', 'the current network namespace');
   try {
     const target = openNs(netnsPath, 'network namespace');
@@ -55,19 +55,22 @@ export function netnsCookie(netnsPath: string): bigint {
     } finally {
       closeSync(target);
     }
-    let cookie: bigint;
     try {
-      cookie = cookieHere();
+      return fn();
     } finally {
       if ((c.setns(home, CLONE_NEWNET) as number) !== 0) {
         // Staying in the pod's namespace would misroute everything this process does next.
         throw new SysError(`Cannot return from network namespace "${netnsPath}" to the original one`, lastErrno());
       }
     }
-    return cookie;
   } finally {
     closeSync(home);
   }
+}
+
+/** The cookie of the network namespace at `netnsPath`. */
+export function netnsCookie(netnsPath: string): bigint {
+  return inNetns(netnsPath, cookieHere);
 }
 
 /** The cookie of the calling thread's network namespace. */
