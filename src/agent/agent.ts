@@ -227,6 +227,7 @@ export class Agent {
     if (this.hostTimer) clearInterval(this.hostTimer);
     await this.api.close();
     await this.proxy.stop();
+    await this.endpoints.close();
     this.services.close();
     this.reader?.close();
     this.identities.close();

@@ -8,16 +8,15 @@
  * pointer-returning calls return NULL and set errno.
  */
 import koffi from 'koffi';
-import { libc } from '../sys/index.js';
+import { fileURLToPath } from 'node:url';
 
 const lib = koffi.load('libbpf.so.1');
 const f = (decl: string) => lib.func(decl);
 
 export const ringBufferSampleFn = koffi.proto('int ring_buffer_sample_fn(void *ctx, void *data, size_t size)');
-const printFn = koffi.proto('int libbpf_print_fn(int level, void *fmt, void *args)');
 
 export const bpf = {
-  setPrint: lib.func('libbpf_set_print', 'void *', [koffi.pointer(printFn)]),
+  setPrint: f('void *libbpf_set_print(void *fn)'),
   numPossibleCpus: f('int libbpf_num_possible_cpus(void)'),
 
   objectOpenFile: f('void *bpf_object__open_file(const char *path, const void *opts)'),
@@ -115,29 +114,27 @@ export function viewOf(ptr: unknown, size: number): Buffer {
 }
 
 // --- libbpf's log: captured for error messages, never printed unless asked ---
+// A native print function (native/libbpf-log.c) keeps each thread's lines;
+// a JavaScript callback could not run on the worker threads that load
+// endpoint programs. TENDRIL_LIBBPF_DEBUG=1 also prints every line.
 
-const LEVEL_WARN = 0;
-const LEVEL_INFO = 1;
-const printBuf = Buffer.alloc(4096);
-const captures: string[][] = [];
-const debug = process.env.TENDRIL_LIBBPF_DEBUG === '1';
+const logLib = koffi.load(fileURLToPath(new URL('../../../build/lib/libtendril-bpflog.so', import.meta.url)));
+const log = {
+  printFn: logLib.func('void *tnd_libbpf_print_fn(void)'),
+  take: logLib.func('size_t tnd_libbpf_log_take(_Out_ uint8_t *buf, size_t size)'),
+};
+bpf.setPrint(log.printFn());
+const takeBuf = Buffer.alloc(16384);
 
-const printCallback = koffi.register((level: number, fmt: unknown, args: unknown): number => {
-  const n = libc.vsnprintf(printBuf, printBuf.length, fmt, args) as number;
-  const text = printBuf.toString('utf8', 0, Math.max(0, Math.min(n, printBuf.length - 1))).trimEnd();
-  if (debug) process.stderr.write(`libbpf: ${text}\n`);
-  if (level === LEVEL_WARN || level === LEVEL_INFO) for (const c of captures) c.push(text);
-  return 0;
-}, koffi.pointer(printFn));
-bpf.setPrint(printCallback);
+/** This thread's libbpf lines since the last call. */
+function takeLog(): string[] {
+  const n = Number(log.take(takeBuf, takeBuf.length));
+  return takeBuf.toString('utf8', 0, n).split('\n').map((l) => l.trimEnd()).filter(Boolean);
+}
 
 /** Runs `fn` and returns what it returned along with libbpf's warnings meanwhile. */
 export function captureLibbpfLog<T>(fn: () => T): { result: T; log: string[] } {
-  const log: string[] = [];
-  captures.push(log);
-  try {
-    return { result: fn(), log };
-  } finally {
-    captures.splice(captures.indexOf(log), 1);
-  }
+  takeLog(); // lines of calls nobody captured
+  const result = fn();
+  return { result, log: takeLog() };
 }

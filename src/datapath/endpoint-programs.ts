@@ -4,7 +4,7 @@
  * egress: to the pod). The filters belong to the device, so the programs
  * outlive the agent and go away with the device.
  */
-import { BpfObject, attachTc, bpfObjectPath, queryTc } from '../bpf/index.js';
+import { BpfObject, attachTc, bpfObjectPath, queryTc, type BpfProgram } from '../bpf/index.js';
 import { TndLxcConfig, TndLxcFlags } from '../bpf/generated/wire.js';
 import { parseIP, parseMac } from '../common/ip.js';
 import { LXC_LB_MAPS, NODE_MAPS, type NodeMaps } from './node-maps.js';
@@ -45,16 +45,27 @@ export function endpointConfig(spec: EndpointDatapathSpec, maglevSize = 0): TndL
   };
 }
 
+/** The programs of lxc.o an endpoint runs. */
+export const ENDPOINT_PROGRAMS = DIRECTIONS.map(([, name]) => name);
+type EndpointProgramName = (typeof ENDPOINT_PROGRAMS)[number];
+
 /** An endpoint's programs, loaded and verified but not attached yet. */
 export class LoadedEndpointPrograms implements Disposable {
-  constructor(private readonly obj: BpfObject) {}
+  /** `owner`: the object the programs belong to, closed with them. */
+  constructor(
+    private readonly programs: Record<string, BpfProgram>,
+    private readonly owner?: BpfObject,
+  ) {}
 
-  program(name: 'from_container' | 'to_container') {
-    return this.obj.program(name);
+  program(name: EndpointProgramName): BpfProgram {
+    const p = this.programs[name];
+    if (!p) throw new Error(`no program ${name} among the endpoint's programs`);
+    return p;
   }
 
   close(): void {
-    this.obj.close();
+    for (const p of Object.values(this.programs)) p.close();
+    this.owner?.close();
   }
 
   [Symbol.dispose](): void {
@@ -62,25 +73,31 @@ export class LoadedEndpointPrograms implements Disposable {
   }
 }
 
-/** Loads lxc.o specialised for one endpoint, sharing the node's maps (the LB maps included). */
-export function loadEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): LoadedEndpointPrograms {
+/** What loading lxc.o for one endpoint takes: its constants, and the node's maps it shares (the LB maps included). */
+export function endpointLoadRequest(maps: NodeMaps, spec: EndpointDatapathSpec) {
   const lb = maps.lb();
-  const reuse = {
-    ...Object.fromEntries(NODE_MAPS.map((name) => [name, maps.raw.get(name)!])),
-    ...Object.fromEntries(LXC_LB_MAPS.map((name) => [name, lb.raw.get(name)!])),
-  };
-  const obj = BpfObject.open(bpfObjectPath('lxc.o'), {
-    constants: { CONFIG: TndLxcConfig.encode(endpointConfig(spec, lb.maglevSize)) },
+  return {
+    objectPath: bpfObjectPath('lxc.o'),
+    config: TndLxcConfig.encode(endpointConfig(spec, lb.maglevSize)),
     valueSizes: { tnd_lb_maglev: lb.maglevSize * 4 },
-    reuseMaps: reuse,
-  });
+    reuseMaps: {
+      ...Object.fromEntries(NODE_MAPS.map((name) => [name, maps.raw.get(name)!])),
+      ...Object.fromEntries(LXC_LB_MAPS.map((name) => [name, lb.raw.get(name)!])),
+    },
+  };
+}
+
+/** Loads lxc.o specialised for one endpoint on this thread (EndpointProgramLoader does it off the event loop). */
+export function loadEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): LoadedEndpointPrograms {
+  const r = endpointLoadRequest(maps, spec);
+  const obj = BpfObject.open(r.objectPath, { constants: { CONFIG: r.config }, valueSizes: r.valueSizes, reuseMaps: r.reuseMaps });
   try {
     obj.load();
   } catch (err) {
     obj.close();
     throw err;
   }
-  return new LoadedEndpointPrograms(obj);
+  return new LoadedEndpointPrograms(Object.fromEntries(ENDPOINT_PROGRAMS.map((name) => [name, obj.program(name)])), obj);
 }
 
 /**

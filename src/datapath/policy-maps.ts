@@ -6,6 +6,13 @@
  * holds it. After every policy or identity change the agent bumps the
  * generation, and the datapath re-checks each established connection once.
  *
+ * Swapping waits for an RCU grace period (~10-20 ms here), also for an
+ * endpoint that never had a policy. So an endpoint made ahead of time
+ * (EndpointManager's prepared slots) gets an empty inner map swapped in
+ * ahead of time (prepare()), and its first install fills that map in place:
+ * nothing runs for the endpoint before its link comes up, so nobody sees it
+ * half filled.
+ *
  * Key layout (struct tnd_policy_key): prefixlen counts the bits after it,
  * 32 identity + 8 direction [+ 8 protocol [+ the port's prefix bits]].
  */
@@ -74,6 +81,9 @@ export function decodePolicyEntry(key: TndPolicyKey, value: TndPolicyEntry): Pol
 }
 
 export class PolicyMaps {
+  /** Endpoints with an empty inner map in place (prepare()), not installed yet. */
+  private readonly prepared = new Map<number, BpfMap>();
+
   /** `outer` is tnd_policy, `gen` tnd_policy_gen; both stay their owner's to close. */
   constructor(
     readonly outer: BpfMap,
@@ -97,8 +107,33 @@ export class PolicyMaps {
     }
   }
 
+  /**
+   * Puts an empty policy in place for an endpoint that does not exist yet,
+   * so its first install needs no swap (see the top of this file).
+   */
+  async prepare(endpointId: number): Promise<void> {
+    const inner = this.build(endpointId, []);
+    try {
+      await this.outer.setInnerAsync(u32.encode(endpointId), inner);
+    } catch (err) {
+      inner.close();
+      throw err;
+    }
+    this.prepared.set(endpointId, inner);
+  }
+
+  /** Drops a prepare()d endpoint's empty policy (it will not be made). */
+  async unprepare(endpointId: number): Promise<void> {
+    const inner = this.prepared.get(endpointId);
+    if (!inner) return;
+    this.prepared.delete(endpointId);
+    inner.close();
+    await this.removeAsync(endpointId);
+  }
+
   /** install() with the swap's grace period waited for on a worker thread: installs overlap, the event loop runs on. */
   async installAsync(endpointId: number, entries: PolicyMapEntry[]): Promise<void> {
+    if (this.fillPrepared(endpointId, entries)) return;
     const inner = this.build(endpointId, entries);
     try {
       await this.outer.setInnerAsync(u32.encode(endpointId), inner);
@@ -114,25 +149,38 @@ export class PolicyMaps {
    * per endpoint.
    */
   async installMany(policies: Array<[endpointId: number, entries: PolicyMapEntry[]]>): Promise<void> {
-    if (policies.length === 0) return;
+    const swapped = policies.filter(([id, entries]) => !this.fillPrepared(id, entries));
+    if (swapped.length === 0) return;
     const inners: BpfMap[] = [];
     try {
-      for (const [id, entries] of policies) inners.push(this.build(id, entries));
-      await this.outer.setInnerBatchAsync(inners.map((inner, i) => [u32.encode(policies[i]![0]), inner]));
+      for (const [id, entries] of swapped) inners.push(this.build(id, entries));
+      await this.outer.setInnerBatchAsync(inners.map((inner, i) => [u32.encode(swapped[i]![0]), inner]));
     } finally {
       for (const inner of inners) inner.close();
     }
   }
 
+  /** The first install of a prepare()d endpoint: written into its empty map. False when it was not prepared. */
+  private fillPrepared(endpointId: number, entries: PolicyMapEntry[]): boolean {
+    const inner = this.prepared.get(endpointId);
+    if (!inner) return false;
+    inner.updateBatch(encodeEntries(endpointId, entries));
+    this.prepared.delete(endpointId);
+    inner.close(); // tnd_policy holds it
+    return true;
+  }
+
   /** Removes the endpoint's policy: its new connections are then dropped (no policy). True when it had one. */
   remove(endpointId: number): boolean {
     checkEndpointId(endpointId);
+    this.forgetPrepared(endpointId);
     return this.outer.delete(u32.encode(endpointId));
   }
 
   /** remove() on a worker thread (a map of maps' delete waits for a grace period too). */
   removeAsync(endpointId: number): Promise<boolean> {
     checkEndpointId(endpointId);
+    this.forgetPrepared(endpointId);
     return this.outer.deleteAsync(u32.encode(endpointId));
   }
 
@@ -153,21 +201,14 @@ export class PolicyMaps {
     }
   }
 
+  private forgetPrepared(endpointId: number): void {
+    this.prepared.get(endpointId)?.close();
+    this.prepared.delete(endpointId);
+  }
+
   /** A new inner map holding `entries`, checked first; the caller swaps it in and closes it. */
   private build(endpointId: number, entries: PolicyMapEntry[]): BpfMap {
-    checkEndpointId(endpointId);
-    if (entries.length > POLICY_ENTRIES_MAX) throw invalid(`the policy of endpoint ${endpointId} has ${entries.length} entries; at most ${POLICY_ENTRIES_MAX} fit`);
-    const byKey = new Map<string, [Buffer, Buffer, number]>();
-    entries.forEach((e, i) => {
-      const what = `policy entry ${i} of endpoint ${endpointId}`;
-      const key = TndPolicyKey.encode(policyKey(e, what));
-      const value = TndPolicyEntry.encode(policyValue(e, what));
-      const id = key.toString('hex');
-      const seen = byKey.get(id);
-      if (seen && !seen[1].equals(value))
-        throw invalid(`${what} has the key of entry ${seen[2]} (${e.direction} identity ${e.identity} protocol ${e.protocol} port ${e.port}/${e.portPrefixLen}) with another verdict or rule`);
-      if (!seen) byKey.set(id, [key, value, i]);
-    });
+    const encoded = encodeEntries(endpointId, entries);
     const inner = BpfMap.create({
       type: MapType.LPM_TRIE,
       name: `tnd_pol_${endpointId}`,
@@ -177,8 +218,7 @@ export class PolicyMaps {
       flags: MapFlag.NO_PREALLOC,
     });
     try {
-      // LPM tries have no batch update (6.18): updateBatch falls back to one update per entry.
-      inner.updateBatch([...byKey.values()].map(([k, v]) => [k, v]));
+      inner.updateBatch(encoded);
     } catch (err) {
       inner.close();
       throw err;
@@ -201,4 +241,23 @@ export class PolicyMaps {
     this.gen.update(u32.encode(0), u32.encode(next));
     return next;
   }
+}
+
+/** An endpoint's entries as map keys and values, every one checked first (bad input writes nothing). */
+function encodeEntries(endpointId: number, entries: PolicyMapEntry[]): Array<[Buffer, Buffer]> {
+  checkEndpointId(endpointId);
+  if (entries.length > POLICY_ENTRIES_MAX) throw invalid(`the policy of endpoint ${endpointId} has ${entries.length} entries; at most ${POLICY_ENTRIES_MAX} fit`);
+  const byKey = new Map<string, [Buffer, Buffer, number]>();
+  entries.forEach((e, i) => {
+    const what = `policy entry ${i} of endpoint ${endpointId}`;
+    const key = TndPolicyKey.encode(policyKey(e, what));
+    const value = TndPolicyEntry.encode(policyValue(e, what));
+    const id = key.toString('hex');
+    const seen = byKey.get(id);
+    if (seen && !seen[1].equals(value))
+      throw invalid(`${what} has the key of entry ${seen[2]} (${e.direction} identity ${e.identity} protocol ${e.protocol} port ${e.port}/${e.portPrefixLen}) with another verdict or rule`);
+    if (!seen) byKey.set(id, [key, value, i]);
+  });
+  // LPM tries have no batch update (6.18): updateBatch falls back to one update per entry.
+  return [...byKey.values()].map(([k, v]) => [k, v]);
 }

@@ -2,6 +2,13 @@
  * Endpoint lifecycle: add (addresses, veth, programs, map entries, pod
  * config), delete (every trace removed), and restore after an agent restart,
  * which adopts what is still in place instead of re-creating it.
+ *
+ * An add must be quick (a runtime waits for it: CNI ADD), and most of its
+ * work does not depend on the pod: the endpoint's id, addresses and MACs,
+ * its programs (lxc.o specialised with them, verified by the kernel) and an
+ * empty policy map in place. So that work is done ahead, for the next few
+ * endpoints (prepared slots, loaded on a worker thread), and an add takes a
+ * slot and only makes the links, settles identity and policy, and attaches.
  */
 import { randomBytes } from 'node:crypto';
 import { TendrilError, conflict, invalid, notFound } from '../common/errors.js';
@@ -12,7 +19,8 @@ import { Mutex } from '../common/mutex.js';
 import { TndEndpointFlags, type TndEndpointKey } from '../bpf/generated/wire.js';
 import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
-import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, loadEndpointPrograms } from '../datapath/endpoint-programs.js';
+import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, type LoadedEndpointPrograms } from '../datapath/endpoint-programs.js';
+import { EndpointProgramLoader } from '../datapath/endpoint-loader.js';
 import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUpWithRoute } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
@@ -49,6 +57,22 @@ export interface EndpointHooks {
   relabel(ep: Endpoint): Promise<number>;
 }
 
+/** An endpoint made ahead of time, waiting for its pod. */
+interface PreparedSlot {
+  id: number;
+  ipv4: string;
+  ipv6: string;
+  podMac: string;
+  hostMac: string;
+  hostIfname: string;
+  maglevSize: number;
+  /** Its programs once loaded and its empty policy is in place. */
+  ready: Promise<LoadedEndpointPrograms>;
+}
+
+/** How many endpoints are kept prepared (a burst of adds beyond it waits for loads). */
+const PREPARED_SLOTS = 2;
+
 export interface RestoreReport {
   adopted: number;
   reattached: number;
@@ -61,6 +85,9 @@ export class EndpointManager {
   private readonly store: StateFile<EndpointState>;
   private ipam: Ipam;
   private nextId = 1;
+  private readonly loader = new EndpointProgramLoader();
+  private readonly slots: PreparedSlot[] = [];
+  private closed = false;
 
   constructor(
     readonly maps: NodeMaps,
@@ -172,7 +199,11 @@ export class EndpointManager {
         }
         this.writeMapEntries(ep); // idempotent: the same values again
       }
+      // Empty policies of slots an agent prepared and never used (it was killed).
+      const stale = this.maps.policy.endpoints().filter((id) => !this.endpoints.has(id));
+      await Promise.all(stale.map((id) => this.maps.policy.removeAsync(id)));
       this.save();
+      this.refill();
       return report;
     });
   }
@@ -187,19 +218,19 @@ export class EndpointManager {
         throw conflict(`container ${a.containerId} has ${other.ifname} on network ${a.network} already (endpoint ${other.id})`);
     }
     const labels: Labels = normalizeLabels(req.labels ?? {});
-    const id = this.allocateId();
-    const addrs = this.ipam.allocate(String(id));
+    const slot = this.takeSlot();
+    const { id } = slot;
     const ep: Endpoint = {
       id,
       netns: req.netns,
       netnsInode: inode,
       ifname: req.ifname ?? 'eth0',
-      hostIfname: `lxc${id.toString(16).padStart(4, '0')}${randomBytes(2).toString('hex')}`,
+      hostIfname: slot.hostIfname,
       ifindex: 0,
-      podMac: randomMac(),
-      hostMac: randomMac(),
-      ipv4: addrs.ipv4,
-      ipv6: addrs.ipv6,
+      podMac: slot.podMac,
+      hostMac: slot.hostMac,
+      ipv4: slot.ipv4,
+      ipv6: slot.ipv6,
       labels,
       identity: 0,
       ...(req.portMaps?.length ? { portMaps: req.portMaps } : {}),
@@ -207,41 +238,88 @@ export class EndpointManager {
       createdAt: new Date().toISOString(),
     };
     const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };
-    // Identity and policy are settled while the programs load: the datapath is default-deny.
-    const identity = this.hooks.attach(ep);
-    identity.catch(() => undefined); // awaited below
     try {
-      // One turn of the event loop lets the policy swap reach its worker
-      // thread (its kernel wait then overlaps the synchronous program load).
-      await new Promise((resolve) => setImmediate(resolve));
-      using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
       createVeth(spec);
       ep.ifindex = ifNameToIndex(ep.hostIfname);
       addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
-      ep.identity = await identity;
+      // The slot's empty policy must be in place before the first install fills it.
+      using programs = await slot.ready;
+      // Identity and policy before the first packet: the datapath is default-deny.
+      ep.identity = await this.hooks.attach(ep);
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       // The host side comes up last, so the pod's first packet finds programs and map entries in place.
       setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
     } catch (err) {
-      await identity.catch(() => undefined);
       await this.teardown(ep).catch(() => undefined);
-      this.ipam.release(String(id));
+      await this.discard(slot).catch(() => undefined);
       throw err;
     }
     this.endpoints.set(id, ep);
-    this.nextId = id + 1 > MAX_ENDPOINT_ID ? 1 : id + 1;
     this.save();
     return ep;
+  }
+
+  /** Drops the prepared slots (their programs, empty policies and addresses); endpoints stay. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const slots = this.slots.splice(0);
+    await Promise.allSettled(slots.map((slot) => this.discard(slot)));
+    this.loader.close();
+  }
+
+  /** A prepared slot for an add, and a new one started in its place. */
+  private takeSlot(): PreparedSlot {
+    const maglevSize = this.maps.lb().maglevSize;
+    // Programs built for another Maglev table size would read it wrong.
+    for (const stale of this.slots.filter((s) => s.maglevSize !== maglevSize)) {
+      this.slots.splice(this.slots.indexOf(stale), 1);
+      void this.discard(stale);
+    }
+    const slot = this.slots.shift() ?? this.prepareSlot();
+    this.refill();
+    return slot;
+  }
+
+  private refill(): void {
+    while (!this.closed && this.slots.length < PREPARED_SLOTS) this.slots.push(this.prepareSlot());
+  }
+
+  private prepareSlot(): PreparedSlot {
+    const id = this.allocateId();
+    const addrs = this.ipam.allocate(String(id));
+    this.nextId = id + 1 > MAX_ENDPOINT_ID ? 1 : id + 1;
+    const slot = {
+      id,
+      ipv4: addrs.ipv4,
+      ipv6: addrs.ipv6,
+      podMac: randomMac(),
+      hostMac: randomMac(),
+      hostIfname: `lxc${id.toString(16).padStart(4, '0')}${randomBytes(2).toString('hex')}`,
+      maglevSize: this.maps.lb().maglevSize,
+    };
+    const spec = { ...slot, ifindex: 0, identity: 0, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6, traceAll: this.options.traceAll };
+    const programs = this.loader.load(this.maps, spec);
+    const ready = Promise.all([programs, this.maps.policy.prepare(id)]).then(([p]) => p);
+    ready.catch(() => {
+      // The add that takes this slot reports the failure; an untaken one only has to let go.
+      void programs.then((p) => p.close(), () => undefined);
+    });
+    return { ...slot, ready };
+  }
+
+  private async discard(slot: PreparedSlot): Promise<void> {
+    this.ipam.release(String(slot.id));
+    await slot.ready.then((p) => p.close(), () => undefined);
+    await this.maps.policy.unprepare(slot.id);
   }
 
   private async teardown(ep: Endpoint): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
     // Deleting the device removes its filters and with them the programs:
-    // no moment in which the pod's traffic passes without them. Then its
-    // policy and identity go.
-    deleteLink(ep.hostIfname);
-    await this.hooks.detach(ep.id);
+    // no moment in which the pod's traffic passes without them. Meanwhile
+    // its policy and identity go (both wait for the kernel, off the event loop).
+    await Promise.all([deleteLink(ep.hostIfname), this.hooks.detach(ep.id)]);
     this.purgeConntrack(ep.id);
   }
 
@@ -281,13 +359,16 @@ export class EndpointManager {
   private allocateId(): number {
     for (let i = 0; i < MAX_ENDPOINT_ID; i++) {
       const id = ((this.nextId - 1 + i) % MAX_ENDPOINT_ID) + 1;
-      if (!this.endpoints.has(id)) return id;
+      if (!this.endpoints.has(id) && !this.slots.some((s) => s.id === id)) return id;
     }
     throw new TendrilError('exhausted', `all ${MAX_ENDPOINT_ID} endpoint ids are in use`);
   }
 
   private save(): void {
-    this.store.write({ version: 1, nextId: this.nextId, ipam: this.ipam.snapshot(), endpoints: this.list() });
+    // Prepared slots are not state: their addresses are handed out again after a restart.
+    const ipam = this.ipam.snapshot();
+    for (const slot of this.slots) delete ipam.allocations[String(slot.id)];
+    this.store.write({ version: 1, nextId: this.nextId, ipam, endpoints: this.list() });
   }
 }
 

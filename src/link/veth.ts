@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync, writeFileSync, statSync } from 'node
 import { TendrilError, invalid } from '../common/errors.js';
 import { ifNameToIndex } from '../sys/index.js';
 import { inNetns } from '../sys/netns.js';
-import { netlinkRequest, type NetlinkError } from '../sys/netlink.js';
+import { netlinkRequest, netlinkRequestAsync, type NetlinkError } from '../sys/netlink.js';
 import { addHostAddress, addRoute, addVethPair, deleteLinkByName, replaceNeighbour, setLinkUp } from './rtnl.js';
 
 export interface VethSpec {
@@ -105,10 +105,10 @@ export function setLinkUpWithRoute(name: string, ipv4: string, ipv6?: { address:
   netlinkRequest([setLinkUp(index, name), addRoute({ family: 4, to: ipv4, oif: index, replace: true }), ...v6]);
 }
 
-export function deleteLink(name: string): void {
+export async function deleteLink(name: string): Promise<void> {
   if (!linkExists(name)) return;
   try {
-    netlinkRequest([deleteLinkByName(name)]);
+    await netlinkRequestAsync([deleteLinkByName(name)]);
   } catch (err) {
     if (linkExists(name)) throw err;
   }

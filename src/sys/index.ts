@@ -30,6 +30,15 @@ export function isBpffs(path: string): boolean {
 /** Real user id of this process. */
 export const getuid = (): number => c.getuid() as number;
 
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A second descriptor of the same open file (close-on-exec), which outlives closing the first. */
+export function dupFd(fd: number): number {
+  const copy = c.fcntl(fd, F_DUPFD_CLOEXEC, 0) as number;
+  if (copy < 0) throw new SysError(`Cannot duplicate fd ${fd}`, lastErrno());
+  return copy;
+}
+
 /** Close a raw file descriptor; errors are ignored (used in cleanup paths only). */
 export function closeFd(fd: number): void {
   if (fd >= 0) c.close(fd);

@@ -8,11 +8,11 @@ const libc = koffi.load('libc.so.6');
 
 export const c = {
   close: libc.func('int close(int fd)'),
+  // fcntl is variadic; its third argument is an int for the commands used here.
+  fcntl: libc.func('int fcntl(int fd, int cmd, int arg)'),
   read: libc.func('long read(int fd, _Out_ void *buf, size_t count)'),
   write: libc.func('long write(int fd, const void *buf, size_t count)'),
   strerror: libc.func('const char *strerror(int errnum)'),
-  // The va_list argument is passed as an opaque pointer (x86-64 va_list decays to one).
-  vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, void *fmt, void *args)'),
   epollCreate1: libc.func('int epoll_create1(int flags)'),
   epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)'),
   epollWait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)'),

@@ -107,30 +107,55 @@ export function netlinkRequest(messages: readonly NetlinkMessage[], netns?: stri
   try {
     const out = encode(messages);
     if ((c.write(fd, out, out.length) as number) !== out.length) throw new SysError('write to netlink', lastErrno());
-    const acked = new Set<number>();
-    let failure: NetlinkError | undefined;
-    const buf = Buffer.alloc(65536);
-    while (acked.size < messages.length) {
-      const n = c.read(fd, buf, buf.length) as number;
-      if (n < 0) throw new SysError('read from netlink', lastErrno());
-      for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
-        const len = buf.readUInt32LE(off);
-        if (len < NLMSG_HDRLEN) break;
-        const type = buf.readUInt16LE(off + 4);
-        const seq = buf.readUInt32LE(off + 8);
-        if (type === NLMSG_ERROR && seq >= 1 && seq <= messages.length) {
-          acked.add(seq);
-          const errno = -buf.readInt32LE(off + NLMSG_HDRLEN);
-          if (errno !== 0 && !failure) {
-            const msg = Buffer.from(buf.subarray(off, off + len));
-            failure = new NetlinkError(messages[seq - 1]!.what, errno, extAckMessage(msg, NLMSG_HDRLEN, len));
-          }
-        }
-        off += align4(len);
-      }
-    }
-    if (failure) throw failure;
+    readAcks(fd, messages);
   } finally {
     c.close(fd);
   }
+}
+
+/**
+ * netlinkRequest() with the write on a worker thread: the kernel handles a
+ * request inside the write, and some take long (deleting a link waits for
+ * the network stack to let go of it) while the event loop should run on.
+ */
+export async function netlinkRequestAsync(messages: readonly NetlinkMessage[], netns?: string): Promise<void> {
+  if (messages.length === 0) return;
+  const fd = openSocket(netns);
+  try {
+    const out = encode(messages);
+    const written = await new Promise<number>((resolve, reject) =>
+      c.write.async(fd, out, out.length, (err: unknown, n: number) => (err ? reject(err as Error) : resolve(n))),
+    );
+    if (written !== out.length) throw new SysError('write to netlink', lastErrno());
+    readAcks(fd, messages);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** Reads until every message of the batch is acknowledged; throws the first refusal. */
+function readAcks(fd: number, messages: readonly NetlinkMessage[]): void {
+  const acked = new Set<number>();
+  let failure: NetlinkError | undefined;
+  const buf = Buffer.alloc(65536);
+  while (acked.size < messages.length) {
+    const n = c.read(fd, buf, buf.length) as number;
+    if (n < 0) throw new SysError('read from netlink', lastErrno());
+    for (let off = 0; off + NLMSG_HDRLEN <= n; ) {
+      const len = buf.readUInt32LE(off);
+      if (len < NLMSG_HDRLEN) break;
+      const type = buf.readUInt16LE(off + 4);
+      const seq = buf.readUInt32LE(off + 8);
+      if (type === NLMSG_ERROR && seq >= 1 && seq <= messages.length) {
+        acked.add(seq);
+        const errno = -buf.readInt32LE(off + NLMSG_HDRLEN);
+        if (errno !== 0 && !failure) {
+          const msg = Buffer.from(buf.subarray(off, off + len));
+          failure = new NetlinkError(messages[seq - 1]!.what, errno, extAckMessage(msg, NLMSG_HDRLEN, len));
+        }
+      }
+      off += align4(len);
+    }
+  }
+  if (failure) throw failure;
 }

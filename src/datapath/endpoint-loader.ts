@@ -1,0 +1,92 @@
+/**
+ * Loads endpoint programs on a worker thread. Loading lxc.o (libbpf, then
+ * the kernel's verifier) takes tens of milliseconds; on the agent's event
+ * loop it would hold up every request meanwhile. The worker does one load at
+ * a time and answers with program descriptors (endpoint-loader-worker.ts).
+ */
+import { Worker } from 'node:worker_threads';
+import { BpfProgram } from '../bpf/index.js';
+import { LoadedEndpointPrograms, endpointLoadRequest, ENDPOINT_PROGRAMS, type EndpointDatapathSpec } from './endpoint-programs.js';
+import type { NodeMaps } from './node-maps.js';
+
+export interface LoaderRequest {
+  seq: number;
+  objectPath: string;
+  config: Uint8Array;
+  valueSizes: Record<string, number>;
+  reuseFds: Record<string, number>;
+  programs: readonly string[];
+}
+
+export type LoaderReply =
+  | { seq: number; fds: Record<string, number> }
+  | { seq: number; error: { name: string; message: string; errno?: number; verifierLog?: string } };
+
+interface Waiter {
+  resolve(p: LoadedEndpointPrograms): void;
+  reject(err: Error): void;
+}
+
+export class EndpointProgramLoader implements Disposable {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, Waiter>();
+  private seq = 0;
+  private failure: Error | undefined;
+
+  constructor() {
+    this.worker = new Worker(new URL('./endpoint-loader-worker.js', import.meta.url));
+    this.worker.unref(); // an idle loader does not keep the agent alive
+    this.worker.on('message', (reply: LoaderReply) => this.settle(reply));
+    this.worker.on('error', (err) => this.fail(err));
+    this.worker.on('exit', (code) => this.fail(new Error(`the endpoint program loader exited (${code})`)));
+  }
+
+  /** The endpoint's programs, loaded and verified, not attached. */
+  load(maps: NodeMaps, spec: EndpointDatapathSpec): Promise<LoadedEndpointPrograms> {
+    if (this.failure) return Promise.reject(this.failure);
+    const r = endpointLoadRequest(maps, spec);
+    const seq = ++this.seq;
+    const req: LoaderRequest = {
+      seq,
+      objectPath: r.objectPath,
+      config: r.config,
+      valueSizes: r.valueSizes,
+      reuseFds: Object.fromEntries(Object.entries(r.reuseMaps).map(([name, map]) => [name, map.fd])),
+      programs: ENDPOINT_PROGRAMS,
+    };
+    return new Promise((resolve, reject) => {
+      this.waiting.set(seq, { resolve, reject });
+      this.worker.ref(); // a load under way keeps it
+      this.worker.postMessage(req);
+    });
+  }
+
+  close(): void {
+    this.fail(new Error('the endpoint program loader is closed'));
+    void this.worker.terminate();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private settle(reply: LoaderReply): void {
+    const waiter = this.waiting.get(reply.seq);
+    this.waiting.delete(reply.seq);
+    if (this.waiting.size === 0) this.worker.unref();
+    if ('error' in reply) {
+      waiter?.reject(Object.assign(new Error(reply.error.message), reply.error));
+      return;
+    }
+    const programs = Object.fromEntries(Object.entries(reply.fds).map(([name, fd]) => [name, new BpfProgram(fd, true, name)]));
+    const loaded = new LoadedEndpointPrograms(programs);
+    if (waiter) waiter.resolve(loaded);
+    else loaded.close();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+}
