@@ -99,6 +99,8 @@ export class Agent {
   private log: (line: string) => void = () => undefined;
 
   static async start(options: AgentOptions, log: (line: string) => void): Promise<Agent> {
+    // A second agent must not restore (and so rewrite) what the first one runs.
+    await ApiServer.assertFree(options.socket);
     const paths = new PinPaths(options.bpffs, options.node);
     const maps = NodeMaps.open(paths);
     const lbMaps = LbMaps.open(paths, options.maglevSize !== undefined ? { maglevSize: options.maglevSize } : {});

@@ -37,12 +37,15 @@ export class ApiServer {
     return this;
   }
 
+  /** Refuses a socket another agent serves (checked before an agent touches any state, and again at listen). */
+  static async assertFree(socketPath: string): Promise<void> {
+    if (existsSync(socketPath) && (await socketAnswers(socketPath))) throw new TendrilError('conflict', `another agent is serving ${socketPath}: stop it first`);
+  }
+
   async listen(socketPath: string): Promise<void> {
     mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-    if (existsSync(socketPath)) {
-      if (await socketAnswers(socketPath)) throw new TendrilError('conflict', `another agent is serving ${socketPath}: stop it first`);
-      unlinkSync(socketPath);
-    }
+    await ApiServer.assertFree(socketPath);
+    if (existsSync(socketPath)) unlinkSync(socketPath);
     const server = createServer((req, res) => void this.dispatch(req, res));
     this.server = server;
     await new Promise<void>((resolve, reject) => {

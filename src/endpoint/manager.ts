@@ -21,7 +21,7 @@ import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
 import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, type LoadedEndpointPrograms } from '../datapath/endpoint-programs.js';
 import { EndpointProgramLoader } from '../datapath/endpoint-loader.js';
-import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUpWithRoute } from '../link/veth.js';
+import { addressPod, createVeth, deleteLink, linkExists, listLinks, netnsInode, setLinkUpWithRoute } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
 import type { PortMap } from '../common/lb.js';
@@ -161,10 +161,13 @@ export class EndpointManager {
   delete(id: number): Promise<Endpoint> {
     return this.mutex.run(async () => {
       const ep = this.get(id);
-      await this.teardown(ep);
-      this.endpoints.delete(id);
-      this.ipam.release(String(id));
-      this.save();
+      await this.teardown(ep, () => {
+        // The record goes while the kernel removes the device: if the agent
+        // stops in between, the next one removes the device (restore()).
+        this.endpoints.delete(id);
+        this.ipam.release(String(id));
+        this.save();
+      });
       return ep;
     });
   }
@@ -199,6 +202,9 @@ export class EndpointManager {
         }
         this.writeMapEntries(ep); // idempotent: the same values again
       }
+      // Devices of endpoints deleted while an agent stopped before the kernel was done.
+      const known = new Set([...this.endpoints.values()].map((ep) => ep.hostIfname));
+      for (const name of listLinks().filter((n) => HOST_IFNAME.test(n) && !known.has(n))) await deleteLink(name);
       // Empty policies of slots an agent prepared and never used (it was killed).
       const stale = this.maps.policy.endpoints().filter((id) => !this.endpoints.has(id));
       await Promise.all(stale.map((id) => this.maps.policy.removeAsync(id)));
@@ -281,8 +287,13 @@ export class EndpointManager {
     return slot;
   }
 
+  /** Best effort: with the range (or the ids) nearly used up, adds prepare their own endpoint. */
   private refill(): void {
-    while (!this.closed && this.slots.length < PREPARED_SLOTS) this.slots.push(this.prepareSlot());
+    try {
+      while (!this.closed && this.slots.length < PREPARED_SLOTS) this.slots.push(this.prepareSlot());
+    } catch (err) {
+      if (!(err instanceof TendrilError && err.code === 'exhausted')) throw err;
+    }
   }
 
   private prepareSlot(): PreparedSlot {
@@ -295,7 +306,7 @@ export class EndpointManager {
       ipv6: addrs.ipv6,
       podMac: randomMac(),
       hostMac: randomMac(),
-      hostIfname: `lxc${id.toString(16).padStart(4, '0')}${randomBytes(2).toString('hex')}`,
+      hostIfname: hostIfname(id),
       maglevSize: this.maps.lb().maglevSize,
     };
     const spec = { ...slot, ifindex: 0, identity: 0, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6, traceAll: this.options.traceAll };
@@ -314,12 +325,18 @@ export class EndpointManager {
     await this.maps.policy.unprepare(slot.id);
   }
 
-  private async teardown(ep: Endpoint): Promise<void> {
+  /** `meanwhile` runs while the kernel works on the removal. */
+  private async teardown(ep: Endpoint, meanwhile?: () => void): Promise<void> {
     for (const key of mapKeys(ep)) this.maps.endpoints.delete(key);
     // Deleting the device removes its filters and with them the programs:
     // no moment in which the pod's traffic passes without them. Meanwhile
     // its policy and identity go (both wait for the kernel, off the event loop).
-    await Promise.all([deleteLink(ep.hostIfname), this.hooks.detach(ep.id)]);
+    const removal = Promise.all([deleteLink(ep.hostIfname), this.hooks.detach(ep.id)]);
+    try {
+      meanwhile?.();
+    } finally {
+      await removal;
+    }
     this.purgeConntrack(ep.id);
   }
 
@@ -380,6 +397,10 @@ function mapKeys(ep: Endpoint): TndEndpointKey[] {
     return { addr: keyAddress(bytes), family: family === 4 ? 2 : 10 };
   });
 }
+
+/** The host side of endpoint `id`'s veth: lxc, the id, and a random part (names are not reused at once). */
+const hostIfname = (id: number) => `lxc${id.toString(16).padStart(4, '0')}${randomBytes(2).toString('hex')}`;
+const HOST_IFNAME = /^lxc[0-9a-f]{8}$/;
 
 /** A random locally administered unicast MAC. */
 function randomMac(): string {

@@ -114,10 +114,17 @@ export async function deleteLink(name: string): Promise<void> {
   }
 }
 
-/** Whether a link of this name exists in the caller's network namespace. */
-export function linkExists(name: string): boolean {
+/** Names of the links in the caller's network namespace. */
+export function listLinks(): string[] {
   // /proc/net/dev is per network namespace of the reader (unlike /sys under nsenter).
   return readFileSync('/proc/net/dev', 'utf8')
     .split('\n')
-    .some((line) => line.trimStart().startsWith(`${name}:`));
+    .slice(2) // two header lines
+    .map((line) => line.split(':')[0]!.trim())
+    .filter(Boolean);
+}
+
+/** Whether a link of this name exists in the caller's network namespace. */
+export function linkExists(name: string): boolean {
+  return listLinks().includes(name);
 }
