@@ -5,14 +5,16 @@
  * for lxc.o), to a remote one in SNAT mode (XDP_TX) and its reply, DSR
  * (IPv4 option, IPv6 destination option), UDP, IPv6, ExternalIP (SNAT
  * source from the FIB; another device: XDP_REDIRECT), established flows
- * keeping their backend, refusals (TCP reset, ICMP/ICMPv6 unreachable),
+ * keeping their backend, a SYN choosing again (its SNAT port kept), the
+ * SNAT reply slots (a live flow's port never given away, an ended flow's
+ * port reused), refusals (TCP reset, ICMP/ICMPv6 unreachable),
  * and packets that pass untouched without map changes.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { TypedMap, type BpfObject, type BpfProgram } from '../../src/bpf/index.js';
-import { TndCtKey, TndEndpointInfo, TndEndpointKey, TndLbNat, TndLbNatFlags } from '../../src/bpf/generated/wire.js';
+import { TypedMap, u32, type BpfObject, type BpfProgram } from '../../src/bpf/index.js';
+import { TndCtKey, TndEndpointInfo, TndEndpointKey, TndLbNat, TndLbNatFlags, TndXdpSlot } from '../../src/bpf/generated/wire.js';
 import { ifNameToIndex } from '../../src/sys/index.js';
 import { keyAddress } from '../../src/common/wire-values.js';
 import type { BackendEntry, Frontend, FrontendScope, LbMode } from '../../src/common/lb.js';
@@ -55,6 +57,8 @@ if (!inner) {
   let obj: BpfObject;
   let prog: BpfProgram;
   let nat: TypedMap<TndCtKey, TndLbNat>;
+  let slots: TypedMap<number, TndXdpSlot>;
+  let flows: TypedMap<number, TndXdpSlot>;
   let ext0: number;
   let ext1: number;
   const paths = new PinPaths(inner.bpffs, 'xdp-test');
@@ -73,9 +77,35 @@ if (!inner) {
   }
   const natCount = () => nat.lookupBatch().length;
 
+  /** lb_hash64 (bpf/lib/lb.h): murmur3's 64-bit finaliser, low 32 bits. */
+  function hash64(x: bigint): bigint {
+    const M64 = (1n << 64n) - 1n;
+    x ^= x >> 33n;
+    x = (x * 0xff51afd7ed558ccdn) & M64;
+    x ^= x >> 33n;
+    x = (x * 0xc4ceb9fe1a85ec53n) & M64;
+    x ^= x >> 33n;
+    return x & 0xffffffffn;
+  }
+  /** The slot of a key in tnd_xdp_flows / tnd_xdp_snat (slot_index, bpf/lib/slot_xdp.h; TND_XDP_SLOT_BITS 17). */
+  function slotIndex(k: TndCtKey): number {
+    const fold = (a: Buffer) => BigInt((a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12)) >>> 0);
+    const h = hash64((fold(k.saddr) << 32n) | fold(k.daddr));
+    return Number(hash64(((h ^ BigInt(k.proto)) << 32n) | (BigInt(k.sport) << 16n) | BigInt(k.dport)) & ((1n << 17n) - 1n));
+  }
+  function slotOf(map: TypedMap<number, TndXdpSlot>, k: TndCtKey): TndXdpSlot | undefined {
+    const s = map.lookup(slotIndex(k));
+    if (!s || s.nat.lastSeenNs === 0n) return undefined;
+    return TndCtKey.encode(s.key).equals(TndCtKey.encode(k)) ? s : undefined;
+  }
+  /** The live reply slot of a SNAT flow, by the REV key its backend's replies have. */
+  const snatSlot = (k: TndCtKey) => slotOf(slots, k);
+  /** A flow's FWD entry: its slot in tnd_xdp_flows, else tnd_lb_nat. */
+  const fwdEntry = (k: TndCtKey): TndLbNat | undefined => slotOf(flows, k)?.nat ?? nat.lookup(k);
+
   /** The SNAT port the FWD entry of a flow was given. */
   function snatPort(key: TndCtKey): number {
-    const fwd = nat.lookup(key);
+    const fwd = fwdEntry(key);
     assert.ok(fwd, 'FWD entry written');
     assert.ok(fwd.flags & TndLbNatFlags.TND_LB_NAT_F_SNAT);
     const port = P.be16(fwd.port2);
@@ -96,6 +126,8 @@ if (!inner) {
     obj = loadXdpLb(maps);
     prog = obj.program('xdp_lb');
     nat = new TypedMap(maps.get('tnd_lb_nat'), TndCtKey, TndLbNat);
+    slots = new TypedMap(obj.map('tnd_xdp_snat'), u32, TndXdpSlot);
+    flows = new TypedMap(obj.map('tnd_xdp_flows'), u32, TndXdpSlot);
     maps.setNodeAddresses([NODE.node4, NODE.node6]);
     const endpoints = new TypedMap(obj.map('tnd_endpoints'), TndEndpointKey, TndEndpointInfo);
     const lxc0 = ifNameToIndex('lxc0');
@@ -118,7 +150,7 @@ if (!inner) {
       const rev = nat.lookup(ctKey(local, client4, 8080, 40001, P.IPPROTO_TCP, 1));
       assert.ok(rev, 'REV entry of the backend reply');
       assert.deepEqual([rev.addr.subarray(0, 4), P.be16(rev.port), rev.flags, rev.serviceId, rev.backendId], [node4, 30080, 0, 1, 11]);
-      const fwd = nat.lookup(ctKey(client4, node4, 40001, 30080, P.IPPROTO_TCP, 0));
+      const fwd = fwdEntry(ctKey(client4, node4, 40001, 30080, P.IPPROTO_TCP, 0));
       assert.ok(fwd);
       assert.deepEqual([fwd.addr.subarray(0, 4), P.be16(fwd.port), fwd.backendId], [local, 8080, 11]);
       assert.equal(maps.backendConnections().get(11), 1);
@@ -132,8 +164,13 @@ if (!inner) {
       const fk = ctKey(client4, node4, 40002, 30081, P.IPPROTO_TCP, 0);
       const port = snatPort(fk);
       assert.deepEqual(r.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
-      const rev = nat.lookup(ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1));
-      assert.ok(rev && rev.flags === TndLbNatFlags.TND_LB_NAT_F_SNAT);
+      assert.equal(nat.lookup(ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1)), undefined, 'no REV entry in tnd_lb_nat: a slot');
+      const slot = snatSlot(ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1));
+      assert.ok(slot, 'the reply slot');
+      assert.deepEqual(
+        [slot.nat.flags, slot.nat.addr.subarray(0, 4), P.be16(slot.nat.port), slot.nat.addr2.subarray(0, 4), P.be16(slot.nat.port2), slot.nat.serviceId, slot.nat.backendId],
+        [TndLbNatFlags.TND_LB_NAT_F_SNAT, node4, 30081, client4, 40002, 2, 21],
+      );
 
       const reply = v4(be, node4, P.tcp(be, node4, { sport: 8080, dport: port, flags: P.TCP_SYN | P.TCP_ACK, seq: 5000, ack: 1001 }), { proto: P.IPPROTO_TCP }, ext0Mac, peerMac);
       const back = run(reply);
@@ -172,8 +209,8 @@ if (!inner) {
           v4(client4, be, P.udp(client4, be, 40004, 5353, payload), { proto: P.IPPROTO_UDP, ttl: 63, options: dsrOpt4(node4, 30082) }, peerMac, ext0Mac),
         );
       }
-      assert.equal(natCount(), before + 1, 'one FWD entry, no REV');
-      const fwd = nat.lookup(ctKey(client4, node4, 40004, 30082, P.IPPROTO_UDP, 0));
+      assert.equal(natCount(), before, 'no REV entry (and the FWD entry in its slot)');
+      const fwd = slotOf(flows, ctKey(client4, node4, 40004, 30082, P.IPPROTO_UDP, 0))?.nat;
       assert.equal(fwd?.flags, TndLbNatFlags.TND_LB_NAT_F_DSR);
     });
 
@@ -280,7 +317,7 @@ if (!inner) {
 
       maps.setNodeAddresses([NODE.node4, NODE.node6, '203.0.113.50']);
       assert.equal(run(syn4(extra, 40031, 30095)).retval, XDP_TX, 'a node address now: balanced');
-      const fwd = nat.lookup(ctKey(client4, extra, 40031, 30095, P.IPPROTO_TCP, 0));
+      const fwd = fwdEntry(ctKey(client4, extra, 40031, 30095, P.IPPROTO_TCP, 0));
       assert.equal(fwd?.serviceId, 20);
       assert.deepEqual(fwd?.addr2.subarray(0, 4), extra, 'SNAT source: the node address the client used');
 
@@ -291,10 +328,10 @@ if (!inner) {
 
       service(21, { address: NODE.node4, port: 30095, protocol: 'TCP' }, 'external', [backend(21, NODE.remoteBackend4, 9090)]);
       assert.equal(run(syn4(node4, 40033, 30095)).retval, XDP_TX);
-      assert.equal(nat.lookup(ctKey(client4, node4, 40033, 30095, P.IPPROTO_TCP, 0))?.serviceId, 21, 'the ExternalIP frontend wins');
+      assert.equal(fwdEntry(ctKey(client4, node4, 40033, 30095, P.IPPROTO_TCP, 0))?.serviceId, 21, 'the ExternalIP frontend wins');
       maps.deleteFrontend({ address: NODE.node4, port: 30095, protocol: 'TCP' }, 'external');
       assert.equal(run(syn4(node4, 40034, 30095)).retval, XDP_TX);
-      assert.equal(nat.lookup(ctKey(client4, node4, 40034, 30095, P.IPPROTO_TCP, 0))?.serviceId, 20, 'the NodePort frontend again');
+      assert.equal(fwdEntry(ctKey(client4, node4, 40034, 30095, P.IPPROTO_TCP, 0))?.serviceId, 20, 'the NodePort frontend again');
       maps.deleteFrontend({ address: '0.0.0.0', port: 30095, protocol: 'TCP' }, 'nodeport');
       const none = syn4(node4, 40035, 30095);
       assert.equal(run(none).retval, XDP_PASS, 'no frontend left at that port');
