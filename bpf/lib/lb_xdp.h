@@ -179,6 +179,7 @@ struct xdp_scratch {
 	struct tnd_ct_key rk;     /* a reply key */
 	struct tnd_lb_nat n;      /* the flow's translation */
 	struct bpf_fib_lookup fib;
+	struct tnd_lb_affinity_key client; /* written only for affinity */
 };
 
 struct {
@@ -515,9 +516,9 @@ static __always_inline int xdp_is_syn(const struct pkt *p)
  */
 static __always_inline int xdp_flow(const struct pkt *p, const struct tnd_lb_service *svc,
 				    struct tnd_ct_key *fk, struct tnd_lb_nat *n, __u64 now,
-				    struct tnd_lb_nat **oldp, struct tnd_xdp_slot *fs, int *held)
+				    struct tnd_lb_nat **oldp, struct tnd_xdp_slot *fs, int *held,
+				    struct tnd_lb_affinity_key *client)
 {
-	struct tnd_lb_affinity_key client = {};
 	struct tnd_lb_backend *b;
 	struct tnd_lb_nat *old = NULL;
 	__u32 id = 0;
@@ -543,10 +544,14 @@ static __always_inline int xdp_flow(const struct pkt *p, const struct tnd_lb_ser
 			return FLOW_TOUCHED;
 		}
 	}
-	client.service_id = svc->service_id;
-	client.family = p->tuple.family;
-	__builtin_memcpy(client.client, p->tuple.saddr, TND_ADDR_LEN);
-	b = lb_select(svc, &client, xdp_flow_hash(p, svc->service_id),
+	/* Only affinity reads the client's key (it lives off the stack). */
+	if (svc->flags & TND_LB_F_AFFINITY) {
+		__builtin_memset(client, 0, sizeof(*client));
+		client->service_id = svc->service_id;
+		client->family = p->tuple.family;
+		__builtin_memcpy(client->client, p->tuple.saddr, TND_ADDR_LEN);
+	}
+	b = lb_select(svc, client, xdp_flow_hash(p, svc->service_id),
 		      CONFIG.maglev_size, &id);
 	if (!b || b->family != p->tuple.family)
 		return -1;
@@ -597,6 +602,45 @@ static __always_inline int xdp_snat_flow(const struct pkt *p, struct tnd_lb_nat 
 	n->port2 = port;
 	n->flags |= TND_LB_NAT_F_SNAT;
 	return kind;
+}
+
+/*
+ * A SYN that kept its backend, SNAT address and port (n, from its FWD slot
+ * fs): when the port's reply slot still holds this flow open, refreshing
+ * it is the whole claim. Everything compared is in the slots, none of it
+ * on the stack (reads of the packet's tuple here multiplied the paths the
+ * verifier walks). 1: done; 0: claim it (xdp_snat_flow).
+ */
+static __always_inline int xdp_snat_still_mine(const struct tnd_xdp_slot *fs,
+					       const struct tnd_lb_nat *n,
+					       struct tnd_ct_key *rk, __u64 now)
+{
+	const __u32 *a = (const __u32 *)fs->key.saddr, *d = (const __u32 *)fs->key.daddr;
+	struct tnd_xdp_slot *s;
+	const __u32 *x, *y;
+	__u32 diff = 0;
+	int i;
+
+	__builtin_memset(rk, 0, sizeof(*rk));
+	__builtin_memcpy(rk->saddr, n->addr, TND_ADDR_LEN);
+	__builtin_memcpy(rk->daddr, n->addr2, TND_ADDR_LEN);
+	rk->sport = n->port;
+	rk->dport = n->port2;
+	rk->proto = fs->key.proto;
+	rk->family = fs->key.family;
+	rk->dir = TND_LB_NAT_REV;
+	s = snat_slot(rk);
+	if (!s || !slot_holds(s, rk) || (s->nat.flags & TND_LB_NAT_F_CLOSING))
+		return 0;
+	x = (const __u32 *)s->nat.addr;
+	y = (const __u32 *)s->nat.addr2;
+#pragma unroll
+	for (i = 0; i < TND_ADDR_LEN / 4; i++)
+		diff |= (x[i] ^ d[i]) | (y[i] ^ a[i]);
+	if (diff || s->nat.port != fs->key.dport || s->nat.port2 != fs->key.sport)
+		return 0;
+	s->nat.last_seen_ns = now;
+	return 1;
 }
 
 /* A flow that leaves its SNAT port (a new backend or port): the port is free. */
@@ -660,7 +704,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 		return xdp_stat(TND_XDP_ERRORS, XDP_PASS);
 	rk = &x->rk;
 	n = &x->n;
-	kind = xdp_flow(p, svc, fk, n, now, &old, fs, &held);
+	kind = xdp_flow(p, svc, fk, n, now, &old, fs, &held, &x->client);
 	if (kind < 0)
 		return xdp_refuse(ctx, p);
 
@@ -690,6 +734,10 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 			kind = FLOW_NEW;
 		if (kind == FLOW_NEW)
 			xdp_local_rev(p, n);
+	} else if (!dsr && kind == FLOW_RESYN && held && (n->flags & TND_LB_NAT_F_SNAT) &&
+		   !__builtin_memcmp(n->addr2, nodeport ? frontend : nh->src, TND_ADDR_LEN) &&
+		   xdp_snat_still_mine(fs, n, rk, now)) {
+		reused = 1;
 	} else if (!dsr && kind >= FLOW_NEW) {
 		kind = xdp_snat_flow(p, n, old, kind, nodeport ? frontend : nh->src,
 				     xdp_flow_hash(p, ~svc->service_id), now, &reused);
