@@ -643,21 +643,41 @@ static __always_inline int xdp_snat_still_mine(const struct tnd_xdp_slot *fs,
 	return 1;
 }
 
+/*
+ * Frees the reply slot of old's SNAT port if it is still this client's
+ * flow's (a global function, like xdp_snat_try: it reads the packet's
+ * tuple).
+ */
+__attribute__((noinline)) int xdp_snat_release(const struct pkt *p, const struct tnd_lb_nat *old)
+{
+	struct xdp_scratch *x;
+	struct tnd_xdp_slot *s;
+	__u32 zero = 0;
+
+	if (!p || !old)
+		return 0;
+	x = bpf_map_lookup_elem(&xdp_scratch, &zero);
+	if (!x)
+		return 0;
+	xdp_rev_key(&x->rk, p, old, old->addr2, old->port2);
+	s = snat_slot(&x->rk);
+	if (!s || !xdp_snat_mine(s, &x->rk, p))
+		return 0;
+	slot_release(s, &x->rk);
+	return 1;
+}
+
 /* A flow that leaves its SNAT port (a new backend or port): the port is free. */
 static __always_inline void xdp_snat_leave(const struct pkt *p, const struct tnd_lb_nat *old,
-					   const struct tnd_lb_nat *n, struct tnd_ct_key *rk)
+					   const struct tnd_lb_nat *n)
 {
-	struct tnd_xdp_slot *s;
-
 	if (!old || !(old->flags & TND_LB_NAT_F_SNAT))
 		return;
 	if ((n->flags & TND_LB_NAT_F_SNAT) && old->port2 == n->port2 &&
 	    old->backend_id == n->backend_id &&
 	    !__builtin_memcmp(old->addr2, n->addr2, TND_ADDR_LEN))
 		return;
-	s = xdp_snat_slot_of(p, old, rk);
-	if (s)
-		slot_release(s, rk);
+	xdp_snat_release(p, old);
 }
 
 /*
@@ -752,7 +772,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 			slot_touch(s, p->tcp_flags, now);
 	}
 	if (kind == FLOW_NEW) {
-		xdp_snat_leave(p, old, n, rk);
+		xdp_snat_leave(p, old, n);
 		xdp_fwd_write(fs, fk, n, old, held, now);
 		lb_count_connection(n->backend_id);
 	} else if (kind == FLOW_RESYN) {

@@ -122,7 +122,8 @@ static __always_inline int slot_expired(const struct tnd_xdp_slot *s, __u64 seen
 	__u64 timeout = s->nat.flags & TND_LB_NAT_F_CLOSING ? SLOT_CLOSING_NS :
 			s->key.proto == IPPROTO_TCP ? SLOT_TCP_IDLE_NS : SLOT_UDP_IDLE_NS;
 
-	return now - seen > timeout;
+	/* Signed: a claim in the current tick leaves seen one ahead of now. */
+	return (__s64)(now - seen) > (__s64)timeout;
 }
 
 static __always_inline int slot_take(struct tnd_xdp_slot *s, int mine, __u64 now)
@@ -159,7 +160,7 @@ static __always_inline void slot_touch(struct tnd_xdp_slot *s, __u8 tcp_flags, _
 {
 	if (tcp_flags & (TCP_F_FIN | TCP_F_RST))
 		s->nat.flags |= TND_LB_NAT_F_CLOSING;
-	if (now - s->nat.last_seen_ns >= SLOT_TOUCH_NS)
+	if ((__s64)(now - s->nat.last_seen_ns) >= (__s64)SLOT_TOUCH_NS)
 		s->nat.last_seen_ns = now;
 }
 

@@ -196,6 +196,104 @@ if (!inner) {
       assert.deepEqual(n.data, v4(node4, other, P.tcp(node4, other, { sport: port2, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
     });
 
+    it('a repeated SYN chooses again: same backend, same SNAT port, counted once; after its backend leaves, the new one and the old port freed', () => {
+      service(30, { address: '0.0.0.0', port: 30100, protocol: 'TCP' }, 'nodeport', [backend(301, '10.200.2.10', 8080)]);
+      const be = ip4('10.200.2.10');
+      const fk = ctKey(client4, node4, 40100, 30100, P.IPPROTO_TCP, 0);
+      const first = run(syn4(node4, 40100, 30100));
+      assert.equal(first.retval, XDP_TX);
+      const port = snatPort(fk);
+      assert.deepEqual(first.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      const again = run(syn4(node4, 40100, 30100));
+      assert.equal(again.retval, XDP_TX);
+      assert.deepEqual(again.data, first.data, 'the retransmitted SYN: same backend, same SNAT port');
+      assert.equal(maps.backendConnections().get(301), 1, 'one connection, not two');
+      const oldRev = ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1);
+      assert.ok(snatSlot(oldRev));
+
+      // The backend leaves (the agent rewrites the table and deletes it): a SYN takes the new one.
+      service(30, { address: '0.0.0.0', port: 30100, protocol: 'TCP' }, 'nodeport', [backend(302, '10.200.2.11', 8080)]);
+      maps.deleteBackend(301);
+      const other = ip4('10.200.2.11');
+      const moved = run(syn4(node4, 40100, 30100));
+      assert.equal(moved.retval, XDP_TX);
+      const port2 = snatPort(fk);
+      assert.equal(fwdEntry(fk)?.backendId, 302);
+      assert.deepEqual(moved.data, v4(node4, other, P.tcp(node4, other, { sport: port2, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      assert.equal(snatSlot(oldRev), undefined, 'the old backend\'s port is free again');
+      assert.ok(snatSlot(ctKey(other, node4, 8080, port2, P.IPPROTO_TCP, 1)));
+      assert.equal(maps.backendConnections().get(302), 1);
+      const ack = run(syn4(node4, 40100, 30100, P.TCP_ACK));
+      assert.deepEqual(ack.data, v4(node4, other, P.tcp(node4, other, { sport: port2, dport: 8080, flags: P.TCP_ACK }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+    });
+
+    it('SNAT ports: a live flow\'s port never goes to another; an ended flow\'s port is taken again; FIN and RST end a flow, and a SYN after it is a new connection', () => {
+      service(31, { address: '0.0.0.0', port: 30101, protocol: 'TCP' }, 'nodeport', [backend(311, '10.200.2.12', 8080)]);
+      const be = ip4('10.200.2.12');
+      const fk = ctKey(client4, node4, 40110, 30101, P.IPPROTO_TCP, 0);
+      assert.equal(run(syn4(node4, 40110, 30101)).retval, XDP_TX);
+      const portA = snatPort(fk);
+      const revA = ctKey(be, node4, 8080, portA, P.IPPROTO_TCP, 1);
+      // Another client's live flow holds that port's slot now.
+      const stranger = ip4('198.51.100.77');
+      const held = snatSlot(revA)!;
+      held.nat.addr2 = keyAddress(stranger);
+      slots.update(slotIndex(revA), held);
+      const r = run(syn4(node4, 40110, 30101));
+      assert.equal(r.retval, XDP_TX);
+      const portB = snatPort(fk);
+      assert.notEqual(portB, portA, 'the live flow keeps its port');
+      assert.deepEqual(r.data, v4(node4, be, P.tcp(node4, be, { sport: portB, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      assert.deepEqual(snatSlot(revA)?.nat.addr2.subarray(0, 4), stranger, 'its slot untouched');
+      assert.equal(maps.backendConnections().get(311), 2);
+
+      // The stranger's flow ended (a FIN) more than the closing time ago; ours ends and its client reconnects.
+      const ended = snatSlot(revA)!;
+      ended.nat.flags |= TndLbNatFlags.TND_LB_NAT_F_CLOSING;
+      ended.nat.lastSeenNs = process.hrtime.bigint() - 61_000_000_000n;
+      slots.update(slotIndex(revA), ended);
+      for (const [map, k] of [[flows, fk], [slots, ctKey(be, node4, 8080, portB, P.IPPROTO_TCP, 1)]] as const) {
+        const free = map.lookup(slotIndex(k))!;
+        free.nat.lastSeenNs = 0n;
+        map.update(slotIndex(k), free);
+      }
+      assert.equal(run(syn4(node4, 40110, 30101)).retval, XDP_TX);
+      assert.equal(snatPort(fk), portA, 'the ended flow\'s port, the first this tuple tries');
+      assert.deepEqual(snatSlot(revA)?.nat.addr2.subarray(0, 4), client4);
+      assert.equal(maps.backendConnections().get(311), 3);
+
+      // A FIN from the client marks both slots; the reply's RST too; a SYN on the tuple then is a new connection.
+      assert.equal(run(syn4(node4, 40110, 30101, P.TCP_ACK | P.TCP_FIN)).retval, XDP_TX);
+      assert.ok(snatSlot(revA)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 'the reply slot is closing');
+      assert.ok(slotOf(flows, fk)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 'the FWD slot is closing');
+      const rst = run(v4(be, node4, P.tcp(be, node4, { sport: 8080, dport: portA, flags: P.TCP_RST }), { proto: P.IPPROTO_TCP }, ext0Mac, peerMac));
+      assert.equal(rst.retval, XDP_TX, 'the reply is still translated');
+      assert.equal(run(syn4(node4, 40110, 30101)).retval, XDP_TX);
+      assert.equal(snatPort(fk), portA, 'the same port again');
+      assert.equal(snatSlot(revA)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 0, 'open again');
+      assert.equal(slotOf(flows, fk)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 0);
+      assert.equal(maps.backendConnections().get(311), 4, 'a new connection on the tuple');
+    });
+
+    it('a flow whose FWD slot another live flow holds lives in tnd_lb_nat and keeps its backend', () => {
+      service(32, { address: '0.0.0.0', port: 30102, protocol: 'TCP' }, 'nodeport', [backend(321, '10.200.2.13', 8080)]);
+      const be = ip4('10.200.2.13');
+      const fk = ctKey(client4, node4, 40120, 30102, P.IPPROTO_TCP, 0);
+      const idx = slotIndex(fk);
+      const squatter = { key: { ...fk, sport: P.be16(1) }, nat: { ...flows.lookup(idx)!.nat, serviceId: 99, lastSeenNs: process.hrtime.bigint() } };
+      flows.update(idx, squatter);
+      assert.equal(run(syn4(node4, 40120, 30102)).retval, XDP_TX);
+      const fwd = nat.lookup(fk);
+      assert.ok(fwd && fwd.backendId === 321, 'the FWD entry in tnd_lb_nat');
+      assert.equal(flows.lookup(idx)!.nat.serviceId, 99, 'the other flow keeps its slot');
+      const port = P.be16(fwd.port2);
+      const ack = run(syn4(node4, 40120, 30102, P.TCP_ACK));
+      assert.deepEqual(ack.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_ACK }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      assert.equal(run(syn4(node4, 40120, 30102)).retval, XDP_TX);
+      assert.equal(P.be16(nat.lookup(fk)!.port2), port, 'a repeated SYN keeps the port there too');
+      flows.update(idx, { ...squatter, nat: { ...squatter.nat, lastSeenNs: 0n } });
+    });
+
     it('DSR over IPv4/UDP: DNAT and the IPv4 option carrying the frontend on every datagram, FWD entry only', () => {
       service(3, { address: '0.0.0.0', port: 30082, protocol: 'UDP' }, 'nodeport', [backend(31, '10.200.2.7', 5353, 'UDP')], 'dsr');
       const be = ip4('10.200.2.7');
