@@ -484,6 +484,9 @@ struct tnd_lb_netns {
  *        (the new daddr/dport).
  * A DSR flow has its FWD entry on the balancing node and its REV entry on
  * the backend's node, written by lxc.o from the DSR option.
+ * xdp.o keeps its flows in slots instead (tnd_xdp_flows, tnd_xdp_snat,
+ * below); here only the REV entries of its local backends (for lxc.o) and
+ * FWD entries whose slot another live flow holds.
  */
 enum tnd_lb_nat_dir {
 	TND_LB_NAT_FWD = 0,

@@ -10,17 +10,26 @@
  * A packet to an ExternalIP frontend, or to a NodePort frontend at one of
  * the node's addresses, found in one lookup (scope TND_LB_SCOPE_XDP, which
  * the agent derives from the EXTERNAL and NODEPORT entries and the node's
- * addresses), keeps its flow's backend (the FWD entry of tnd_lb_nat) or
- * gets one (lb_select). The FIB says where the backend is:
+ * addresses), keeps its flow's backend (its FWD entry: a slot of
+ * tnd_xdp_flows, slot_xdp.h, or, when another live flow holds that slot,
+ * tnd_lb_nat) or gets one (lb_select). A TCP SYN always gets one, even on
+ * a tuple with a FWD entry (a retransmission, or a port reused after its
+ * connection ended): new connections go by the current Maglev table and
+ * never to a terminating or removed backend. When the choice is the
+ * entry's backend, the entry is refreshed in place and keeps its SNAT
+ * port; a connection is counted when the entry is new, its backend
+ * changes, or its earlier connection had ended (FIN or RST). The FIB says
+ * where the backend is:
  *   - a local endpoint (or an address of the node): DNAT only, a REV entry
- *     for lxc.o to rewrite the replies where they leave the backend, and
- *     XDP_PASS: the stack delivers it through the endpoint's programs, so
- *     policy applies there;
+ *     in tnd_lb_nat for lxc.o to rewrite the replies where they leave the
+ *     backend, and XDP_PASS: the stack delivers it through the endpoint's
+ *     programs, so policy applies there;
  *   - a remote backend: SNAT (the node's address, a port of
- *     TND_LB_SNAT_PORT_MIN..MAX, a REV entry for the replies coming back
- *     here) or DSR (the frontend in an IP option / destination option),
- *     DNAT, MACs from the FIB, TTL-1, XDP_TX back out of the receiving
- *     device or XDP_REDIRECT out of another one;
+ *     TND_LB_SNAT_PORT_MIN..MAX whose reply slot in tnd_xdp_snat is free)
+ *     or DSR (the frontend in an IP option / destination option; the
+ *     backend's node translates the replies), DNAT, MACs from the FIB,
+ *     TTL-1, XDP_TX back out of the receiving device or XDP_REDIRECT out
+ *     of another one;
  *   - a next hop not resolved yet: DNAT only and XDP_PASS, no entries, so
  *     the stack resolves it and the flow's next packet is balanced here.
  * The FIB's answer for a backend (device, MACs, source address, or local)
@@ -28,18 +37,26 @@
  * (xdp_nexthops): a route or neighbour change reaches established flows
  * within a second. An established flow's backend is checked when its
  * last_seen_ns moves, at most once a second: a removed backend's flows
- * move to another one within a second.
+ * move to another one within a second. Backends lb_select reads are
+ * cached per CPU for XDP_BACKEND_TTL_NS (xdp_backends).
+ * A FIN or RST marks the flow's slots closing: its SNAT port is free
+ * again SLOT_CLOSING_NS later (slot_xdp.h has the idle timeouts).
  * No usable backend: a TCP reset or an ICMP port unreachable goes back.
- * A remote backend's SNAT reply (to a SNAT port: its REV entry says it is
- * one) gets its REV translation and goes back to the client. Anything else
- * passes untouched: IPv4 options, IPv6 extension headers, fragments, other
- * protocols, malformed packets.
+ * A remote backend's SNAT reply (to a SNAT port whose slot holds its
+ * flow) gets the slot's translation and goes back to the client. Anything
+ * else passes untouched: IPv4 options, IPv6 extension headers, fragments,
+ * other protocols, malformed packets.
  *
  * Cost: every helper call pays the CPU's return-stack mitigations (about
  * 20 ns here), and every hash lookup hashes its key. A packet that is not
- * for a frontend costs one hash lookup (two in the SNAT port range); an
- * established flow's, two (frontend, FWD); clock and next hop come from
- * per-CPU arrays, which the verifier inlines.
+ * for a frontend costs one hash lookup (the frontend's); an established
+ * flow's, one hash lookup too (the FWD slot, clock, next hop and reply
+ * slot are array entries, which the verifier inlines); a SYN's adds the
+ * Maglev table's lookup (its backend comes from the per-CPU cache).
+ * The verifier's budget shapes the code: the flow's translation, the
+ * reply key and the FIB's answer live in a per-CPU scratch entry (the
+ * stack is full), and the SNAT port's claim is a global function
+ * (verified once, not once per path that reaches it).
  */
 #ifndef TND_LB_XDP_H
 #define TND_LB_XDP_H
