@@ -148,7 +148,7 @@ static __always_inline void bench_forget(struct xdp_md *ctx, const struct bench_
 	struct iphdr *ip = data + ETH_HLEN;
 	const __u8 *b = (const __u8 *)in->w;
 	struct tnd_ct_key k __attribute__((aligned(8))) = {};
-	struct tnd_xdp_slot *s;
+	struct xdp_flow_slot *s;
 	__u16 *ports;
 
 	if ((void *)(ip + 1) + 4 > data_end)
@@ -232,7 +232,7 @@ int xdp_lb_bench_churn(struct xdp_md *ctx)
 	struct bench_frame *f = bench_slot();
 	struct tnd_ct_key k __attribute__((aligned(8))) = {};
 	struct tnd_lb_nat v = {};
-	struct tnd_xdp_slot *s;
+	struct xdp_flow_slot *s;
 	int verdict = XDP_TX, dir;
 	__u64 now = clock_now();
 

@@ -614,7 +614,9 @@ struct tnd_xdp_config {
  */
 #define TND_XDP_SLOT_BITS 17
 
-struct tnd_xdp_slot {
+/* Not tnd_-named: no generated codec (TypeScript decodes its two halves
+ * with TndCtKey and TndLbNat). */
+struct xdp_flow_slot {
 	struct tnd_ct_key key;
 	struct tnd_lb_nat nat;
 };

@@ -376,7 +376,7 @@ static __always_inline void xdp_rev_key(struct tnd_ct_key *rk, const struct pkt 
 }
 
 /* The slot s holds this client's flow of key rk (the same translation back). */
-static __always_inline int xdp_snat_mine(const struct tnd_xdp_slot *s, const struct tnd_ct_key *rk,
+static __always_inline int xdp_snat_mine(const struct xdp_flow_slot *s, const struct tnd_ct_key *rk,
 					 const struct pkt *p)
 {
 	const __u32 *a = (const __u32 *)s->nat.addr, *b = (const __u32 *)s->nat.addr2;
@@ -392,7 +392,7 @@ static __always_inline int xdp_snat_mine(const struct tnd_xdp_slot *s, const str
 }
 
 /* A claimed reply slot: the backend's replies go back to the client as the frontend. */
-static __always_inline void xdp_snat_fill(struct tnd_xdp_slot *s, const struct tnd_ct_key *rk,
+static __always_inline void xdp_snat_fill(struct xdp_flow_slot *s, const struct tnd_ct_key *rk,
 					  const struct pkt *p, const struct tnd_lb_nat *n)
 {
 	__builtin_memcpy(&s->key, rk, sizeof(*rk));
@@ -421,7 +421,7 @@ __attribute__((noinline)) int xdp_snat_try(const struct pkt *p, const struct tnd
 					   __u32 port, __u64 now)
 {
 	struct xdp_scratch *x;
-	struct tnd_xdp_slot *s;
+	struct xdp_flow_slot *s;
 	__u32 zero = 0;
 	int ret;
 
@@ -469,7 +469,7 @@ static __always_inline __u16 xdp_snat_port(const struct pkt *p, const struct tnd
 }
 
 /* The reply slot of a SNAT flow, from its FWD value. */
-static __always_inline struct tnd_xdp_slot *
+static __always_inline struct xdp_flow_slot *
 xdp_snat_slot_of(const struct pkt *p, const struct tnd_lb_nat *n, struct tnd_ct_key *rk)
 {
 	xdp_rev_key(rk, p, n, n->addr2, n->port2);
@@ -533,7 +533,7 @@ static __always_inline int xdp_is_syn(const struct pkt *p)
  */
 static __always_inline int xdp_flow(const struct pkt *p, const struct tnd_lb_service *svc,
 				    struct tnd_ct_key *fk, struct tnd_lb_nat *n, __u64 now,
-				    struct tnd_lb_nat **oldp, struct tnd_xdp_slot *fs, int *held,
+				    struct tnd_lb_nat **oldp, struct xdp_flow_slot *fs, int *held,
 				    struct tnd_lb_affinity_key *client)
 {
 	struct tnd_lb_backend *b;
@@ -541,10 +541,14 @@ static __always_inline int xdp_flow(const struct pkt *p, const struct tnd_lb_ser
 	__u32 id = 0;
 
 	/* Its slot; else tnd_lb_nat, where a flow goes whose slot another live
-	 * flow had (none can be there while the slot is free). */
+	 * flow had. Not looked up while the slot is free: a flow there whose
+	 * slot has since freed chooses again, and keeps its backend and SNAT
+	 * port while the table still chooses that backend. */
 	*held = fs && slot_holds(fs, fk);
 	if (*held)
 		old = &fs->nat;
+	else if (fs && fs->nat.last_seen_ns && !slot_expired(fs, fs->nat.last_seen_ns, now))
+		old = bpf_map_lookup_elem(&tnd_lb_nat, fk);
 
 	if (old && old->service_id != svc->service_id)
 		old = NULL;
@@ -628,12 +632,12 @@ static __always_inline int xdp_snat_flow(const struct pkt *p, struct tnd_lb_nat 
  * on the stack (reads of the packet's tuple here multiplied the paths the
  * verifier walks). 1: done; 0: claim it (xdp_snat_flow).
  */
-static __always_inline int xdp_snat_still_mine(const struct tnd_xdp_slot *fs,
+static __always_inline int xdp_snat_still_mine(const struct xdp_flow_slot *fs,
 					       const struct tnd_lb_nat *n,
 					       struct tnd_ct_key *rk, __u64 now)
 {
 	const __u32 *a = (const __u32 *)fs->key.saddr, *d = (const __u32 *)fs->key.daddr;
-	struct tnd_xdp_slot *s;
+	struct xdp_flow_slot *s;
 	const __u32 *x, *y;
 	__u32 diff = 0;
 	int i;
@@ -668,7 +672,7 @@ static __always_inline int xdp_snat_still_mine(const struct tnd_xdp_slot *fs,
 __attribute__((noinline)) int xdp_snat_release(const struct pkt *p, const struct tnd_lb_nat *old)
 {
 	struct xdp_scratch *x;
-	struct tnd_xdp_slot *s;
+	struct xdp_flow_slot *s;
 	__u32 zero = 0;
 
 	if (!p || !old)
@@ -701,7 +705,7 @@ static __always_inline void xdp_snat_leave(const struct pkt *p, const struct tnd
  * A new FWD entry: in the flow's slot unless another live flow has it, or
  * the flow already lives in tnd_lb_nat; else there.
  */
-static __always_inline void xdp_fwd_write(struct tnd_xdp_slot *fs, const struct tnd_ct_key *fk,
+static __always_inline void xdp_fwd_write(struct xdp_flow_slot *fs, const struct tnd_ct_key *fk,
 					  const struct tnd_lb_nat *n, const struct tnd_lb_nat *old,
 					  int held, __u64 now)
 {
@@ -724,7 +728,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	/* The FWD key is the packet's tuple (dir and pad are 0: FWD), good
 	 * until the packet is rewritten: every map write comes before. */
 	struct tnd_ct_key *fk = &p->tuple;
-	struct tnd_xdp_slot *fs = flow_slot(fk);
+	struct xdp_flow_slot *fs = flow_slot(fk);
 	struct xdp_scratch *x;
 	struct tnd_ct_key *rk;
 	struct tnd_lb_nat *n, *old = NULL;
@@ -783,7 +787,7 @@ static __always_inline int xdp_lb_frontend(struct xdp_md *ctx, struct pkt *p,
 	} else if ((n->flags & TND_LB_NAT_F_SNAT) &&
 		   (kind == FLOW_TOUCHED || (p->tcp_flags & (TCP_F_FIN | TCP_F_RST)))) {
 		/* Its reply slot lives while the flow does; a FIN or RST ends it. */
-		struct tnd_xdp_slot *s = xdp_snat_slot_of(p, n, rk);
+		struct xdp_flow_slot *s = xdp_snat_slot_of(p, n, rk);
 
 		if (s && slot_holds(s, rk))
 			slot_touch(s, p->tcp_flags, now);
@@ -835,7 +839,7 @@ static __always_inline int xdp_lb_snat_reply(struct xdp_md *ctx, struct pkt *p)
 {
 	const struct xdp_nexthop *nh = NULL;
 	struct xdp_scratch *x;
-	struct tnd_xdp_slot *s;
+	struct xdp_flow_slot *s;
 	struct tnd_ct_key *rk;
 	struct tnd_lb_nat *n;
 	__u32 zero = 0;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * API: XDP only. The XDP load balancer's flow slots (struct tnd_xdp_slot,
+ * API: XDP only. The XDP load balancer's flow slots (struct xdp_flow_slot,
  * common.h): a key and its translation at a hash of the key.
  *   tnd_xdp_flows              ARRAY: FWD entries (the client's tuple)
  *   tnd_xdp_snat               ARRAY: reply translations of SNAT flows
@@ -53,14 +53,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 << TND_XDP_SLOT_BITS);
 	__type(key, __u32);
-	__type(value, struct tnd_xdp_slot);
+	__type(value, struct xdp_flow_slot);
 } tnd_xdp_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1 << TND_XDP_SLOT_BITS);
 	__type(key, __u32);
-	__type(value, struct tnd_xdp_slot);
+	__type(value, struct xdp_flow_slot);
 } tnd_xdp_snat SEC(".maps");
 
 /* Idle time after which a flow's slot (and SNAT port) may go to another
@@ -84,14 +84,14 @@ static __always_inline __u32 slot_index(const struct tnd_ct_key *k)
 	       ((1U << TND_XDP_SLOT_BITS) - 1);
 }
 
-static __always_inline struct tnd_xdp_slot *flow_slot(const struct tnd_ct_key *key)
+static __always_inline struct xdp_flow_slot *flow_slot(const struct tnd_ct_key *key)
 {
 	__u32 idx = slot_index(key);
 
 	return bpf_map_lookup_elem(&tnd_xdp_flows, &idx);
 }
 
-static __always_inline struct tnd_xdp_slot *snat_slot(const struct tnd_ct_key *key)
+static __always_inline struct xdp_flow_slot *snat_slot(const struct tnd_ct_key *key)
 {
 	__u32 idx = slot_index(key);
 
@@ -111,13 +111,13 @@ static __always_inline int slot_key_eq(const struct tnd_ct_key *a, const struct 
 	return !diff;
 }
 
-static __always_inline int slot_holds(const struct tnd_xdp_slot *s,
+static __always_inline int slot_holds(const struct xdp_flow_slot *s,
 				      const struct tnd_ct_key *key)
 {
 	return s->nat.last_seen_ns && slot_key_eq(&s->key, key);
 }
 
-static __always_inline int slot_expired(const struct tnd_xdp_slot *s, __u64 seen, __u64 now)
+static __always_inline int slot_expired(const struct xdp_flow_slot *s, __u64 seen, __u64 now)
 {
 	__u64 timeout = s->nat.flags & TND_LB_NAT_F_CLOSING ? SLOT_CLOSING_NS :
 			s->key.proto == IPPROTO_TCP ? SLOT_TCP_IDLE_NS : SLOT_UDP_IDLE_NS;
@@ -126,7 +126,7 @@ static __always_inline int slot_expired(const struct tnd_xdp_slot *s, __u64 seen
 	return (__s64)(now - seen) > (__s64)timeout;
 }
 
-static __always_inline int slot_take(struct tnd_xdp_slot *s, int mine, __u64 now)
+static __always_inline int slot_take(struct xdp_flow_slot *s, int mine, __u64 now)
 {
 	__u64 seen = s->nat.last_seen_ns;
 	int live = seen && !slot_expired(s, seen, now);
@@ -142,7 +142,7 @@ static __always_inline int slot_take(struct tnd_xdp_slot *s, int mine, __u64 now
 	return open && mine;
 }
 
-static __always_inline void slot_fill(struct tnd_xdp_slot *s, const struct tnd_ct_key *key,
+static __always_inline void slot_fill(struct xdp_flow_slot *s, const struct tnd_ct_key *key,
 				      const struct tnd_lb_nat *nat)
 {
 	__builtin_memcpy(&s->key, key, sizeof(*key));
@@ -156,7 +156,7 @@ static __always_inline void slot_fill(struct tnd_xdp_slot *s, const struct tnd_c
 	s->nat.family = nat->family;
 }
 
-static __always_inline void slot_touch(struct tnd_xdp_slot *s, __u8 tcp_flags, __u64 now)
+static __always_inline void slot_touch(struct xdp_flow_slot *s, __u8 tcp_flags, __u64 now)
 {
 	if (tcp_flags & (TCP_F_FIN | TCP_F_RST))
 		s->nat.flags |= TND_LB_NAT_F_CLOSING;
@@ -164,7 +164,7 @@ static __always_inline void slot_touch(struct tnd_xdp_slot *s, __u8 tcp_flags, _
 		s->nat.last_seen_ns = now;
 }
 
-static __always_inline void slot_release(struct tnd_xdp_slot *s, const struct tnd_ct_key *key)
+static __always_inline void slot_release(struct xdp_flow_slot *s, const struct tnd_ct_key *key)
 {
 	__u64 seen = s->nat.last_seen_ns;
 

@@ -13,8 +13,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { TypedMap, u32, type BpfObject, type BpfProgram } from '../../src/bpf/index.js';
-import { TndCtKey, TndEndpointInfo, TndEndpointKey, TndLbNat, TndLbNatFlags, TndXdpSlot } from '../../src/bpf/generated/wire.js';
+import { TypedMap, u32, type BpfObject, type BpfProgram, type Codec } from '../../src/bpf/index.js';
+import { TndCtKey, TndEndpointInfo, TndEndpointKey, TndLbNat, TndLbNatFlags } from '../../src/bpf/generated/wire.js';
 import { ifNameToIndex } from '../../src/sys/index.js';
 import { keyAddress } from '../../src/common/wire-values.js';
 import type { BackendEntry, Frontend, FrontendScope, LbMode } from '../../src/common/lb.js';
@@ -32,6 +32,17 @@ const XDP_REDIRECT = 4;
 const M = 7;
 
 const inner = innerEnv();
+
+/** struct xdp_flow_slot (bpf/lib/common.h): a tnd_ct_key, then a tnd_lb_nat. */
+interface TndXdpSlot {
+  key: TndCtKey;
+  nat: TndLbNat;
+}
+const TndXdpSlot: Codec<TndXdpSlot> = {
+  size: TndCtKey.size + TndLbNat.size,
+  encode: (v) => Buffer.concat([TndCtKey.encode(v.key), TndLbNat.encode(v.nat)]),
+  decode: (b) => ({ key: TndCtKey.decode(b.subarray(0, TndCtKey.size)), nat: TndLbNat.decode(b.subarray(TndCtKey.size)) }),
+};
 
 if (!inner) {
   describe('XDP load balancer (bpf/xdp.c)', () => {
@@ -287,10 +298,12 @@ if (!inner) {
       assert.ok(fwd && fwd.backendId === 321, 'the FWD entry in tnd_lb_nat');
       assert.equal(flows.lookup(idx)!.nat.serviceId, 99, 'the other flow keeps its slot');
       const port = P.be16(fwd.port2);
-      const ack = run(syn4(node4, 40120, 30102, P.TCP_ACK));
-      assert.deepEqual(ack.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_ACK }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
       assert.equal(run(syn4(node4, 40120, 30102)).retval, XDP_TX);
       assert.equal(P.be16(nat.lookup(fk)!.port2), port, 'a repeated SYN keeps the port there too');
+      // The table changes: the flow's next packet still finds its entry there.
+      service(32, { address: '0.0.0.0', port: 30102, protocol: 'TCP' }, 'nodeport', [backend(322, '10.200.2.14', 8080)]);
+      const ack = run(syn4(node4, 40120, 30102, P.TCP_ACK));
+      assert.deepEqual(ack.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_ACK }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
       flows.update(idx, { ...squatter, nat: { ...squatter.nat, lastSeenNs: 0n } });
     });
 

@@ -1166,39 +1166,6 @@ function readTndXdpConfig(b: Buffer, o: number): TndXdpConfig {
   };
 }
 
-/** struct tnd_xdp_slot: 96 bytes. */
-export interface TndXdpSlot {
-  /** struct tnd_ct_key key at 0 */
-  key: TndCtKey;
-  /** struct tnd_lb_nat nat at 40 */
-  nat: TndLbNat;
-}
-
-export const TndXdpSlot: Codec<TndXdpSlot> = {
-  size: 96,
-  encode(v: TndXdpSlot): Buffer {
-    const b = Buffer.alloc(96);
-    writeTndXdpSlot(b, 0, v);
-    return b;
-  },
-  decode(b: Buffer): TndXdpSlot {
-    need(b, 96, 'tnd_xdp_slot');
-    return readTndXdpSlot(b, 0);
-  },
-};
-
-function writeTndXdpSlot(b: Buffer, o: number, v: TndXdpSlot): void {
-  writeTndCtKey(b, o + 0, v.key);
-  writeTndLbNat(b, o + 40, v.nat);
-}
-
-function readTndXdpSlot(b: Buffer, o: number): TndXdpSlot {
-  return {
-    key: readTndCtKey(b, o + 0),
-    nat: readTndLbNat(b, o + 40),
-  };
-}
-
 /** enum tnd_ct_dir. */
 export const TndCtDir = {
   TND_CT_EGRESS: 0,
