@@ -45,8 +45,8 @@
  *    writes the flow's state, as in production for a retransmitted SYN or
  *    a tuple reused after its connection ended: the FWD entry (refreshed in
  *    place when the choice is its backend, else rewritten) and the SNAT
- *    port's reply slot (claimed again: compare-and-swap, key and
- *    translation written). The harsher row (synNeverSeen) makes every
+ *    port's reply slot (checked to still hold this flow open and
+ *    refreshed; else claimed anew). The harsher row (synNeverSeen) makes every
  *    repeat a flow never seen: the wrapper deletes the flow's FWD entry and
  *    frees its reply slot after the load balancer made them, inside the
  *    timed repeat, so it is an upper bound (a delete is paid that a real
