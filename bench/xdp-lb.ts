@@ -37,18 +37,25 @@
  *    counts the UDP NodePort frames it sends back (XDP_TX), beside
  *    xdp_count_drop on the same kind of veth.
  *
- *    The new-flow row: every repeat must be a new SNAT flow, so the wrapper
- *    deletes the flow's FWD and REV entries after the load balancer made
- *    them, inside the timed repeat. A flow key that changes each repeat
- *    instead (no deletes) does not work for SNAT: a REV entry holds its
- *    SNAT port (TND_LB_SNAT_PORT_MIN..MAX, 4,536 ports per backend and node
- *    address) until the LRU evicts it, so a single backend's ports run out
- *    after ~4,500 repeats. So the row is an upper bound, and the churn row
- *    beside it is the same wrapper inserting and deleting a FWD and a REV
- *    entry with no load balancer: the map work that row contains (here
- *    each tnd_lb_nat insert or delete costs ~130 ns, so the two inserts a
- *    SNAT flow needs already exceed Katran's whole SYN figure, which holds
- *    one LRU update of a hot key).
+ *    Two SYN rows. Katran's figure is 10M repeats of the same SYN: Katran
+ *    skips its flow lookup for a SYN, chooses by Maglev and updates its
+ *    LRU with the flow (a key that exists from the second repeat on). The
+ *    like-for-like row (synNewFlow) does the same: xdp_lb_bench on one SYN,
+ *    repeated. A SYN always chooses its backend by Maglev (lb_select) and
+ *    writes the flow's state, as in production for a retransmitted SYN or
+ *    a tuple reused after its connection ended: the FWD entry (refreshed in
+ *    place when the choice is its backend, else rewritten) and the SNAT
+ *    port's reply slot (checked to still hold this flow open and
+ *    refreshed; else claimed anew). The harsher row (synNeverSeen) makes every
+ *    repeat a flow never seen: the wrapper deletes the flow's FWD entry and
+ *    frees its reply slot after the load balancer made them, inside the
+ *    timed repeat, so it is an upper bound (a delete is paid that a real
+ *    flow pays only when it ends). A flow key that changes each repeat
+ *    instead (no deletes) cannot work for SNAT: live flows to one backend
+ *    from one node address share 4,536 ports (TND_LB_SNAT_PORT_MIN..MAX).
+ *    The churn row beside it is the same wrapper inserting and deleting a
+ *    FWD entry and claiming and freeing a slot with no load balancer: the
+ *    map work that row contains.
  *
  *    The live row's load balancer sends every frame back (XDP_TX) to a sink
  *    on the same CPU that restores and drops it; XDP_DROP pays neither. So
@@ -368,14 +375,16 @@ export const KATRAN_NS = { synNewFlow: 178, established: 151, udp: 221, pass: 96
 export const KATRAN_LABEL = 'Katran, measured on this machine per issue 5';
 
 export interface XdpLbCost {
-  /** ns per packet, medians over runs. */
+  /** ns per packet, medians over runs. The same SYN repeated (Katran's row). */
   synNewFlow: number;
+  /** A SYN of a flow never seen: its entries are deleted inside each repeat (an upper bound). */
+  synNeverSeen: number;
   established: number;
   udp: number;
   pass: number;
   /** The wrapper alone. */
   floor: number;
-  /** The wrapper inserting and deleting a FWD and a REV entry (the new-flow row's map work, no load balancer). */
+  /** The wrapper inserting and deleting a FWD entry and claiming and freeing a reply slot (the never-seen row's map work, no load balancer). */
   churn: number;
   repeat: number;
   runs: number;
@@ -427,9 +436,12 @@ function lbCostInside(bpffs: string, repeat: number, runs: number): XdpLbCost {
     };
     // The established flow exists before its packets are timed.
     time('xdp_lb_bench', f.syn, XDP_TX, 1);
-    const rows: Record<'synNewFlow' | 'established' | 'udp' | 'pass' | 'floor' | 'churn', number[]> = { synNewFlow: [], established: [], udp: [], pass: [], floor: [], churn: [] };
+    const rows: Record<Exclude<keyof XdpLbCost, 'repeat' | 'runs'>, number[]> = { synNewFlow: [], synNeverSeen: [], established: [], udp: [], pass: [], floor: [], churn: [] };
     for (let run = 0; run < runs; run++) {
-      rows.synNewFlow.push(time('xdp_lb_bench_new', f.syn, XDP_TX));
+      rows.synNewFlow.push(time('xdp_lb_bench', f.syn, XDP_TX));
+      rows.synNeverSeen.push(time('xdp_lb_bench_new', f.syn, XDP_TX));
+      // The flow exists again for the rows of its later packets.
+      time('xdp_lb_bench', f.syn, XDP_TX, 1);
       rows.established.push(time('xdp_lb_bench', f.ack, XDP_TX));
       rows.udp.push(time('xdp_lb_bench', f.udp, XDP_TX));
       rows.pass.push(time('xdp_lb_bench', f.pass, XDP_PASS));
@@ -438,6 +450,7 @@ function lbCostInside(bpffs: string, repeat: number, runs: number): XdpLbCost {
     }
     return {
       synNewFlow: median(rows.synNewFlow),
+      synNeverSeen: median(rows.synNeverSeen),
       established: median(rows.established),
       udp: median(rows.udp),
       pass: median(rows.pass),

@@ -9,16 +9,20 @@
  * frame's length.
  *   xdp_lb_bench       the load balancer as is: an established flow's
  *                      packet (its FWD entry is there from the first repeat
- *                      on), or a passed one
- *   xdp_lb_bench_new   the same, then the flow's FWD and REV entries are
- *                      deleted: every repeat is a new flow (selection, SNAT
- *                      port, two map inserts, two deletes)
+ *                      on), a passed one, or the same SYN again and again
+ *                      (Katran's row: every repeat is a SYN, which chooses
+ *                      its backend by Maglev and writes the flow's state:
+ *                      FWD entry, SNAT port's slot)
+ *   xdp_lb_bench_new   the same, then the flow's FWD slot and reply slot
+ *                      are freed: every repeat is a flow never seen
+ *                      (selection, SNAT port, both slots claimed and
+ *                      filled, a connection counted, both freed)
  *   xdp_lb_bench_floor the wrapper alone (save, check, restore; no load
  *                      balancer): the floor beside them
- *   xdp_lb_bench_churn the wrapper inserting and deleting a FWD and a REV
- *                      entry, no load balancer: the map work inside the
- *                      new-flow row (see bench/xdp-lb.ts for why the
- *                      deletes are there)
+ *   xdp_lb_bench_churn the wrapper claiming, filling and freeing a FWD
+ *                      slot and a reply slot, no load balancer: the map
+ *                      work inside the never-seen row (see
+ *                      bench/xdp-lb.ts for why it frees them)
  *   xdp_restore_sink   live-frame bench, on the generator's device: counts
  *                      a frame the load balancer sent back (XDP_TX), writes
  *                      the generator's original bytes (bench_template) back
@@ -137,13 +141,14 @@ static __always_inline int bench_check(int verdict)
 	return verdict;
 }
 
-/* The output is a SNAT'd IPv4 packet: its reverse is the REV key; the saved input, the FWD key. */
+/* The output is a SNAT'd IPv4 packet: its reverse is the reply slot's key; the saved input, the FWD key. */
 static __always_inline void bench_forget(struct xdp_md *ctx, const struct bench_frame *in)
 {
 	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
 	struct iphdr *ip = data + ETH_HLEN;
 	const __u8 *b = (const __u8 *)in->w;
-	struct tnd_ct_key k = {};
+	struct tnd_ct_key k __attribute__((aligned(8))) = {};
+	struct xdp_flow_slot *s;
 	__u16 *ports;
 
 	if ((void *)(ip + 1) + 4 > data_end)
@@ -156,7 +161,9 @@ static __always_inline void bench_forget(struct xdp_md *ctx, const struct bench_
 	k.proto = ip->protocol;
 	k.family = TND_AF_INET;
 	k.dir = TND_LB_NAT_REV;
-	bpf_map_delete_elem(&tnd_lb_nat, &k);
+	s = snat_slot(&k);
+	if (s)
+		slot_release(s, &k);
 	__builtin_memset(&k, 0, sizeof(k));
 	__builtin_memcpy(k.saddr, b + ETH_HLEN + 12, 4);
 	__builtin_memcpy(k.daddr, b + ETH_HLEN + 16, 4);
@@ -165,7 +172,9 @@ static __always_inline void bench_forget(struct xdp_md *ctx, const struct bench_
 	k.proto = b[ETH_HLEN + 9];
 	k.family = TND_AF_INET;
 	k.dir = TND_LB_NAT_FWD;
-	bpf_map_delete_elem(&tnd_lb_nat, &k);
+	s = flow_slot(&k);
+	if (s)
+		slot_release(s, &k);
 }
 
 SEC("xdp")
@@ -212,18 +221,20 @@ int xdp_lb_bench_floor(struct xdp_md *ctx)
 }
 
 /*
- * The map work a new SNAT flow implies, alone: the wrapper inserts a FWD
- * and a REV entry into tnd_lb_nat the way the load balancer does (BPF_ANY,
- * BPF_NOEXIST) and deletes both, as xdp_lb_bench_new's clean-up does. Keys
- * no flow of the bench uses.
+ * The map work a never-seen SNAT flow implies, alone: the wrapper claims
+ * and fills a FWD slot and a reply slot the way the load balancer does,
+ * then frees both as xdp_lb_bench_new's clean-up does. Keys no flow of the
+ * bench uses.
  */
 SEC("xdp")
 int xdp_lb_bench_churn(struct xdp_md *ctx)
 {
 	struct bench_frame *f = bench_slot();
-	struct tnd_ct_key k = {};
+	struct tnd_ct_key k __attribute__((aligned(8))) = {};
 	struct tnd_lb_nat v = {};
-	int verdict = XDP_TX;
+	struct xdp_flow_slot *s;
+	int verdict = XDP_TX, dir;
+	__u64 now = clock_now();
 
 	if (!f)
 		return XDP_ABORTED;
@@ -231,15 +242,21 @@ int xdp_lb_bench_churn(struct xdp_md *ctx)
 	k.family = TND_AF_INET;
 	k.proto = IPPROTO_TCP;
 	k.sport = bpf_htons(1);
-	k.dir = TND_LB_NAT_FWD;
-	if (bpf_map_update_elem(&tnd_lb_nat, &k, &v, BPF_ANY))
-		verdict = XDP_DROP;
-	k.dir = TND_LB_NAT_REV;
-	if (bpf_map_update_elem(&tnd_lb_nat, &k, &v, BPF_NOEXIST))
-		verdict = XDP_DROP;
-	bpf_map_delete_elem(&tnd_lb_nat, &k);
-	k.dir = TND_LB_NAT_FWD;
-	bpf_map_delete_elem(&tnd_lb_nat, &k);
+	for (dir = TND_LB_NAT_FWD; dir <= TND_LB_NAT_REV; dir++) {
+		k.dir = dir;
+		s = dir == TND_LB_NAT_FWD ? flow_slot(&k) : snat_slot(&k);
+		if (!s || slot_take(s, slot_key_eq(&s->key, &k), now) < 0) {
+			verdict = XDP_DROP;
+			continue;
+		}
+		slot_fill(s, &k, &v);
+	}
+	for (dir = TND_LB_NAT_FWD; dir <= TND_LB_NAT_REV; dir++) {
+		k.dir = dir;
+		s = dir == TND_LB_NAT_FWD ? flow_slot(&k) : snat_slot(&k);
+		if (s)
+			slot_release(s, &k);
+	}
 	verdict = bench_check(verdict);
 	bench_restore(ctx, f);
 	return verdict;

@@ -484,6 +484,9 @@ struct tnd_lb_netns {
  *        (the new daddr/dport).
  * A DSR flow has its FWD entry on the balancing node and its REV entry on
  * the backend's node, written by lxc.o from the DSR option.
+ * xdp.o keeps its flows in slots instead (tnd_xdp_flows, tnd_xdp_snat,
+ * below); here only the REV entries of its local backends (for lxc.o) and
+ * FWD entries whose slot another live flow holds.
  */
 enum tnd_lb_nat_dir {
 	TND_LB_NAT_FWD = 0,
@@ -500,6 +503,8 @@ enum tnd_lb_nat_flags {
 	 * remote backend's SNAT reply comes back in).
 	 */
 	TND_LB_NAT_F_AT_CLIENT = 1 << 2,
+	/* XDP flow slots only (tnd_xdp_flows, tnd_xdp_snat): the flow saw a FIN or a RST. */
+	TND_LB_NAT_F_CLOSING = 1 << 3,
 };
 
 struct tnd_lb_nat {
@@ -593,6 +598,27 @@ struct tnd_lxc_config {
 struct tnd_xdp_config {
 	__u32 maglev_size;        /* M: a prime, the value size of tnd_lb_maglev / 4 */
 	__u32 pad;
+};
+
+/*
+ * The XDP load balancer's flows (lib/slot_xdp.h): direct-mapped ARRAYs of
+ * 1 << TND_XDP_SLOT_BITS slots, a flow at a hash of its key.
+ *   tnd_xdp_flows  key: a FWD key of tnd_lb_nat; nat: the FWD value
+ *   tnd_xdp_snat   key: the REV key of a SNAT flow to a remote backend (its
+ *                  reply as the backend sends it); nat: the REV value
+ * A slot is free when nat.last_seen_ns is 0 or older than its flow's
+ * timeout, and is claimed by a compare-and-swap of that word. A FWD whose
+ * slot another live flow holds goes to tnd_lb_nat instead; a SNAT port is
+ * one whose tnd_xdp_snat slot is free, so a port is in use exactly while
+ * its slot holds a live flow.
+ */
+#define TND_XDP_SLOT_BITS 17
+
+/* Not tnd_-named: no generated codec (TypeScript decodes its two halves
+ * with TndCtKey and TndLbNat). */
+struct xdp_flow_slot {
+	struct tnd_ct_key key;
+	struct tnd_lb_nat nat;
 };
 
 /* What xdp.o did with a packet (tnd_xdp_stats, PERCPU_ARRAY of __u64). */

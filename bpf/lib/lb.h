@@ -134,6 +134,14 @@ lb_service_lookup(const struct tnd_lb_service_key *key)
 	return bpf_map_lookup_elem(&tnd_lb_services, key);
 }
 
+/*
+ * The backend of an id: tnd_lb_backends, unless the includer defined
+ * lb_backend_lookup first (xdp.o: a per-CPU cache in front of it).
+ */
+#ifndef lb_backend_lookup
+#define lb_backend_lookup(id) ((struct tnd_lb_backend *)bpf_map_lookup_elem(&tnd_lb_backends, &(id)))
+#endif
+
 /* A backend that may take a new connection, or NULL. */
 static __always_inline struct tnd_lb_backend *lb_backend_usable(__u32 id)
 {
@@ -141,7 +149,7 @@ static __always_inline struct tnd_lb_backend *lb_backend_usable(__u32 id)
 
 	if (!id)
 		return NULL;
-	b = bpf_map_lookup_elem(&tnd_lb_backends, &id);
+	b = lb_backend_lookup(id);
 	if (!b || b->state != TND_LB_BACKEND_ACTIVE)
 		return NULL;
 	return b;

@@ -5,13 +5,15 @@
  * for lxc.o), to a remote one in SNAT mode (XDP_TX) and its reply, DSR
  * (IPv4 option, IPv6 destination option), UDP, IPv6, ExternalIP (SNAT
  * source from the FIB; another device: XDP_REDIRECT), established flows
- * keeping their backend, refusals (TCP reset, ICMP/ICMPv6 unreachable),
+ * keeping their backend, a SYN choosing again (its SNAT port kept), the
+ * SNAT reply slots (a live flow's port never given away, an ended flow's
+ * port reused), refusals (TCP reset, ICMP/ICMPv6 unreachable),
  * and packets that pass untouched without map changes.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { TypedMap, type BpfObject, type BpfProgram } from '../../src/bpf/index.js';
+import { TypedMap, u32, type BpfObject, type BpfProgram, type Codec } from '../../src/bpf/index.js';
 import { TndCtKey, TndEndpointInfo, TndEndpointKey, TndLbNat, TndLbNatFlags } from '../../src/bpf/generated/wire.js';
 import { ifNameToIndex } from '../../src/sys/index.js';
 import { keyAddress } from '../../src/common/wire-values.js';
@@ -30,6 +32,17 @@ const XDP_REDIRECT = 4;
 const M = 7;
 
 const inner = innerEnv();
+
+/** struct xdp_flow_slot (bpf/lib/common.h): a tnd_ct_key, then a tnd_lb_nat. */
+interface TndXdpSlot {
+  key: TndCtKey;
+  nat: TndLbNat;
+}
+const TndXdpSlot: Codec<TndXdpSlot> = {
+  size: TndCtKey.size + TndLbNat.size,
+  encode: (v) => Buffer.concat([TndCtKey.encode(v.key), TndLbNat.encode(v.nat)]),
+  decode: (b) => ({ key: TndCtKey.decode(b.subarray(0, TndCtKey.size)), nat: TndLbNat.decode(b.subarray(TndCtKey.size)) }),
+};
 
 if (!inner) {
   describe('XDP load balancer (bpf/xdp.c)', () => {
@@ -55,6 +68,8 @@ if (!inner) {
   let obj: BpfObject;
   let prog: BpfProgram;
   let nat: TypedMap<TndCtKey, TndLbNat>;
+  let slots: TypedMap<number, TndXdpSlot>;
+  let flows: TypedMap<number, TndXdpSlot>;
   let ext0: number;
   let ext1: number;
   const paths = new PinPaths(inner.bpffs, 'xdp-test');
@@ -73,9 +88,35 @@ if (!inner) {
   }
   const natCount = () => nat.lookupBatch().length;
 
+  /** lb_hash64 (bpf/lib/lb.h): murmur3's 64-bit finaliser, low 32 bits. */
+  function hash64(x: bigint): bigint {
+    const M64 = (1n << 64n) - 1n;
+    x ^= x >> 33n;
+    x = (x * 0xff51afd7ed558ccdn) & M64;
+    x ^= x >> 33n;
+    x = (x * 0xc4ceb9fe1a85ec53n) & M64;
+    x ^= x >> 33n;
+    return x & 0xffffffffn;
+  }
+  /** The slot of a key in tnd_xdp_flows / tnd_xdp_snat (slot_index, bpf/lib/slot_xdp.h; TND_XDP_SLOT_BITS 17). */
+  function slotIndex(k: TndCtKey): number {
+    const fold = (a: Buffer) => BigInt((a.readUInt32LE(0) ^ a.readUInt32LE(4) ^ a.readUInt32LE(8) ^ a.readUInt32LE(12)) >>> 0);
+    const h = hash64((fold(k.saddr) << 32n) | fold(k.daddr));
+    return Number(hash64(((h ^ BigInt(k.proto)) << 32n) | (BigInt(k.sport) << 16n) | BigInt(k.dport)) & ((1n << 17n) - 1n));
+  }
+  function slotOf(map: TypedMap<number, TndXdpSlot>, k: TndCtKey): TndXdpSlot | undefined {
+    const s = map.lookup(slotIndex(k));
+    if (!s || s.nat.lastSeenNs === 0n) return undefined;
+    return TndCtKey.encode(s.key).equals(TndCtKey.encode(k)) ? s : undefined;
+  }
+  /** The live reply slot of a SNAT flow, by the REV key its backend's replies have. */
+  const snatSlot = (k: TndCtKey) => slotOf(slots, k);
+  /** A flow's FWD entry: its slot in tnd_xdp_flows, else tnd_lb_nat. */
+  const fwdEntry = (k: TndCtKey): TndLbNat | undefined => slotOf(flows, k)?.nat ?? nat.lookup(k);
+
   /** The SNAT port the FWD entry of a flow was given. */
   function snatPort(key: TndCtKey): number {
-    const fwd = nat.lookup(key);
+    const fwd = fwdEntry(key);
     assert.ok(fwd, 'FWD entry written');
     assert.ok(fwd.flags & TndLbNatFlags.TND_LB_NAT_F_SNAT);
     const port = P.be16(fwd.port2);
@@ -96,6 +137,8 @@ if (!inner) {
     obj = loadXdpLb(maps);
     prog = obj.program('xdp_lb');
     nat = new TypedMap(maps.get('tnd_lb_nat'), TndCtKey, TndLbNat);
+    slots = new TypedMap(obj.map('tnd_xdp_snat'), u32, TndXdpSlot);
+    flows = new TypedMap(obj.map('tnd_xdp_flows'), u32, TndXdpSlot);
     maps.setNodeAddresses([NODE.node4, NODE.node6]);
     const endpoints = new TypedMap(obj.map('tnd_endpoints'), TndEndpointKey, TndEndpointInfo);
     const lxc0 = ifNameToIndex('lxc0');
@@ -118,7 +161,7 @@ if (!inner) {
       const rev = nat.lookup(ctKey(local, client4, 8080, 40001, P.IPPROTO_TCP, 1));
       assert.ok(rev, 'REV entry of the backend reply');
       assert.deepEqual([rev.addr.subarray(0, 4), P.be16(rev.port), rev.flags, rev.serviceId, rev.backendId], [node4, 30080, 0, 1, 11]);
-      const fwd = nat.lookup(ctKey(client4, node4, 40001, 30080, P.IPPROTO_TCP, 0));
+      const fwd = fwdEntry(ctKey(client4, node4, 40001, 30080, P.IPPROTO_TCP, 0));
       assert.ok(fwd);
       assert.deepEqual([fwd.addr.subarray(0, 4), P.be16(fwd.port), fwd.backendId], [local, 8080, 11]);
       assert.equal(maps.backendConnections().get(11), 1);
@@ -132,8 +175,13 @@ if (!inner) {
       const fk = ctKey(client4, node4, 40002, 30081, P.IPPROTO_TCP, 0);
       const port = snatPort(fk);
       assert.deepEqual(r.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
-      const rev = nat.lookup(ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1));
-      assert.ok(rev && rev.flags === TndLbNatFlags.TND_LB_NAT_F_SNAT);
+      assert.equal(nat.lookup(ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1)), undefined, 'no REV entry in tnd_lb_nat: a slot');
+      const slot = snatSlot(ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1));
+      assert.ok(slot, 'the reply slot');
+      assert.deepEqual(
+        [slot.nat.flags, slot.nat.addr.subarray(0, 4), P.be16(slot.nat.port), slot.nat.addr2.subarray(0, 4), P.be16(slot.nat.port2), slot.nat.serviceId, slot.nat.backendId],
+        [TndLbNatFlags.TND_LB_NAT_F_SNAT, node4, 30081, client4, 40002, 2, 21],
+      );
 
       const reply = v4(be, node4, P.tcp(be, node4, { sport: 8080, dport: port, flags: P.TCP_SYN | P.TCP_ACK, seq: 5000, ack: 1001 }), { proto: P.IPPROTO_TCP }, ext0Mac, peerMac);
       const back = run(reply);
@@ -159,6 +207,106 @@ if (!inner) {
       assert.deepEqual(n.data, v4(node4, other, P.tcp(node4, other, { sport: port2, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
     });
 
+    it('a repeated SYN chooses again: same backend, same SNAT port, counted once; after its backend leaves, the new one and the old port freed', () => {
+      service(30, { address: '0.0.0.0', port: 30100, protocol: 'TCP' }, 'nodeport', [backend(301, '10.200.2.10', 8080)]);
+      const be = ip4('10.200.2.10');
+      const fk = ctKey(client4, node4, 40100, 30100, P.IPPROTO_TCP, 0);
+      const first = run(syn4(node4, 40100, 30100));
+      assert.equal(first.retval, XDP_TX);
+      const port = snatPort(fk);
+      assert.deepEqual(first.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      const again = run(syn4(node4, 40100, 30100));
+      assert.equal(again.retval, XDP_TX);
+      assert.deepEqual(again.data, first.data, 'the retransmitted SYN: same backend, same SNAT port');
+      assert.equal(maps.backendConnections().get(301), 1, 'one connection, not two');
+      const oldRev = ctKey(be, node4, 8080, port, P.IPPROTO_TCP, 1);
+      assert.ok(snatSlot(oldRev));
+
+      // The backend leaves (the agent rewrites the table and deletes it): a SYN takes the new one.
+      service(30, { address: '0.0.0.0', port: 30100, protocol: 'TCP' }, 'nodeport', [backend(302, '10.200.2.11', 8080)]);
+      maps.deleteBackend(301);
+      const other = ip4('10.200.2.11');
+      const moved = run(syn4(node4, 40100, 30100));
+      assert.equal(moved.retval, XDP_TX);
+      const port2 = snatPort(fk);
+      assert.equal(fwdEntry(fk)?.backendId, 302);
+      assert.deepEqual(moved.data, v4(node4, other, P.tcp(node4, other, { sport: port2, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      assert.equal(snatSlot(oldRev), undefined, 'the old backend\'s port is free again');
+      assert.ok(snatSlot(ctKey(other, node4, 8080, port2, P.IPPROTO_TCP, 1)));
+      assert.equal(maps.backendConnections().get(302), 1);
+      const ack = run(syn4(node4, 40100, 30100, P.TCP_ACK));
+      assert.deepEqual(ack.data, v4(node4, other, P.tcp(node4, other, { sport: port2, dport: 8080, flags: P.TCP_ACK }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+    });
+
+    it('SNAT ports: a live flow\'s port never goes to another; an ended flow\'s port is taken again; FIN and RST end a flow, and a SYN after it is a new connection', () => {
+      service(31, { address: '0.0.0.0', port: 30101, protocol: 'TCP' }, 'nodeport', [backend(311, '10.200.2.12', 8080)]);
+      const be = ip4('10.200.2.12');
+      const fk = ctKey(client4, node4, 40110, 30101, P.IPPROTO_TCP, 0);
+      assert.equal(run(syn4(node4, 40110, 30101)).retval, XDP_TX);
+      const portA = snatPort(fk);
+      const revA = ctKey(be, node4, 8080, portA, P.IPPROTO_TCP, 1);
+      // Another client's live flow holds that port's slot now.
+      const stranger = ip4('198.51.100.77');
+      const held = snatSlot(revA)!;
+      held.nat.addr2 = keyAddress(stranger);
+      slots.update(slotIndex(revA), held);
+      const r = run(syn4(node4, 40110, 30101));
+      assert.equal(r.retval, XDP_TX);
+      const portB = snatPort(fk);
+      assert.notEqual(portB, portA, 'the live flow keeps its port');
+      assert.deepEqual(r.data, v4(node4, be, P.tcp(node4, be, { sport: portB, dport: 8080, flags: P.TCP_SYN }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      assert.deepEqual(snatSlot(revA)?.nat.addr2.subarray(0, 4), stranger, 'its slot untouched');
+      assert.equal(maps.backendConnections().get(311), 2);
+
+      // The stranger's flow ended (a FIN) more than the closing time ago; ours ends and its client reconnects.
+      const ended = snatSlot(revA)!;
+      ended.nat.flags |= TndLbNatFlags.TND_LB_NAT_F_CLOSING;
+      ended.nat.lastSeenNs = process.hrtime.bigint() - 61_000_000_000n;
+      slots.update(slotIndex(revA), ended);
+      for (const [map, k] of [[flows, fk], [slots, ctKey(be, node4, 8080, portB, P.IPPROTO_TCP, 1)]] as const) {
+        const free = map.lookup(slotIndex(k))!;
+        free.nat.lastSeenNs = 0n;
+        map.update(slotIndex(k), free);
+      }
+      assert.equal(run(syn4(node4, 40110, 30101)).retval, XDP_TX);
+      assert.equal(snatPort(fk), portA, 'the ended flow\'s port, the first this tuple tries');
+      assert.deepEqual(snatSlot(revA)?.nat.addr2.subarray(0, 4), client4);
+      assert.equal(maps.backendConnections().get(311), 3);
+
+      // A FIN from the client marks both slots; the reply's RST too; a SYN on the tuple then is a new connection.
+      assert.equal(run(syn4(node4, 40110, 30101, P.TCP_ACK | P.TCP_FIN)).retval, XDP_TX);
+      assert.ok(snatSlot(revA)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 'the reply slot is closing');
+      assert.ok(slotOf(flows, fk)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 'the FWD slot is closing');
+      const rst = run(v4(be, node4, P.tcp(be, node4, { sport: 8080, dport: portA, flags: P.TCP_RST }), { proto: P.IPPROTO_TCP }, ext0Mac, peerMac));
+      assert.equal(rst.retval, XDP_TX, 'the reply is still translated');
+      assert.equal(run(syn4(node4, 40110, 30101)).retval, XDP_TX);
+      assert.equal(snatPort(fk), portA, 'the same port again');
+      assert.equal(snatSlot(revA)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 0, 'open again');
+      assert.equal(slotOf(flows, fk)!.nat.flags & TndLbNatFlags.TND_LB_NAT_F_CLOSING, 0);
+      assert.equal(maps.backendConnections().get(311), 4, 'a new connection on the tuple');
+    });
+
+    it('a flow whose FWD slot another live flow holds lives in tnd_lb_nat and keeps its backend', () => {
+      service(32, { address: '0.0.0.0', port: 30102, protocol: 'TCP' }, 'nodeport', [backend(321, '10.200.2.13', 8080)]);
+      const be = ip4('10.200.2.13');
+      const fk = ctKey(client4, node4, 40120, 30102, P.IPPROTO_TCP, 0);
+      const idx = slotIndex(fk);
+      const squatter = { key: { ...fk, sport: P.be16(1) }, nat: { ...flows.lookup(idx)!.nat, serviceId: 99, lastSeenNs: process.hrtime.bigint() } };
+      flows.update(idx, squatter);
+      assert.equal(run(syn4(node4, 40120, 30102)).retval, XDP_TX);
+      const fwd = nat.lookup(fk);
+      assert.ok(fwd && fwd.backendId === 321, 'the FWD entry in tnd_lb_nat');
+      assert.equal(flows.lookup(idx)!.nat.serviceId, 99, 'the other flow keeps its slot');
+      const port = P.be16(fwd.port2);
+      assert.equal(run(syn4(node4, 40120, 30102)).retval, XDP_TX);
+      assert.equal(P.be16(nat.lookup(fk)!.port2), port, 'a repeated SYN keeps the port there too');
+      // The table changes: the flow's next packet still finds its entry there.
+      service(32, { address: '0.0.0.0', port: 30102, protocol: 'TCP' }, 'nodeport', [backend(322, '10.200.2.14', 8080)]);
+      const ack = run(syn4(node4, 40120, 30102, P.TCP_ACK));
+      assert.deepEqual(ack.data, v4(node4, be, P.tcp(node4, be, { sport: port, dport: 8080, flags: P.TCP_ACK }), { proto: P.IPPROTO_TCP, ttl: 63 }, peerMac, ext0Mac));
+      flows.update(idx, { ...squatter, nat: { ...squatter.nat, lastSeenNs: 0n } });
+    });
+
     it('DSR over IPv4/UDP: DNAT and the IPv4 option carrying the frontend on every datagram, FWD entry only', () => {
       service(3, { address: '0.0.0.0', port: 30082, protocol: 'UDP' }, 'nodeport', [backend(31, '10.200.2.7', 5353, 'UDP')], 'dsr');
       const be = ip4('10.200.2.7');
@@ -172,8 +320,8 @@ if (!inner) {
           v4(client4, be, P.udp(client4, be, 40004, 5353, payload), { proto: P.IPPROTO_UDP, ttl: 63, options: dsrOpt4(node4, 30082) }, peerMac, ext0Mac),
         );
       }
-      assert.equal(natCount(), before + 1, 'one FWD entry, no REV');
-      const fwd = nat.lookup(ctKey(client4, node4, 40004, 30082, P.IPPROTO_UDP, 0));
+      assert.equal(natCount(), before, 'no REV entry (and the FWD entry in its slot)');
+      const fwd = slotOf(flows, ctKey(client4, node4, 40004, 30082, P.IPPROTO_UDP, 0))?.nat;
       assert.equal(fwd?.flags, TndLbNatFlags.TND_LB_NAT_F_DSR);
     });
 
@@ -280,7 +428,7 @@ if (!inner) {
 
       maps.setNodeAddresses([NODE.node4, NODE.node6, '203.0.113.50']);
       assert.equal(run(syn4(extra, 40031, 30095)).retval, XDP_TX, 'a node address now: balanced');
-      const fwd = nat.lookup(ctKey(client4, extra, 40031, 30095, P.IPPROTO_TCP, 0));
+      const fwd = fwdEntry(ctKey(client4, extra, 40031, 30095, P.IPPROTO_TCP, 0));
       assert.equal(fwd?.serviceId, 20);
       assert.deepEqual(fwd?.addr2.subarray(0, 4), extra, 'SNAT source: the node address the client used');
 
@@ -291,10 +439,10 @@ if (!inner) {
 
       service(21, { address: NODE.node4, port: 30095, protocol: 'TCP' }, 'external', [backend(21, NODE.remoteBackend4, 9090)]);
       assert.equal(run(syn4(node4, 40033, 30095)).retval, XDP_TX);
-      assert.equal(nat.lookup(ctKey(client4, node4, 40033, 30095, P.IPPROTO_TCP, 0))?.serviceId, 21, 'the ExternalIP frontend wins');
+      assert.equal(fwdEntry(ctKey(client4, node4, 40033, 30095, P.IPPROTO_TCP, 0))?.serviceId, 21, 'the ExternalIP frontend wins');
       maps.deleteFrontend({ address: NODE.node4, port: 30095, protocol: 'TCP' }, 'external');
       assert.equal(run(syn4(node4, 40034, 30095)).retval, XDP_TX);
-      assert.equal(nat.lookup(ctKey(client4, node4, 40034, 30095, P.IPPROTO_TCP, 0))?.serviceId, 20, 'the NodePort frontend again');
+      assert.equal(fwdEntry(ctKey(client4, node4, 40034, 30095, P.IPPROTO_TCP, 0))?.serviceId, 20, 'the NodePort frontend again');
       maps.deleteFrontend({ address: '0.0.0.0', port: 30095, protocol: 'TCP' }, 'nodeport');
       const none = syn4(node4, 40035, 30095);
       assert.equal(run(none).retval, XDP_PASS, 'no frontend left at that port');

@@ -9,7 +9,10 @@
  * without the program. Detaching destroys and unpins the link.
  *
  * tnd_xdp_stats (what the program did, per CPU) is pinned beside the LB
- * maps and shared by every interface of the node.
+ * maps and shared by every interface of the node, and so are the flow
+ * slots tnd_xdp_flows and tnd_xdp_snat (FWD entries and the reply
+ * translations of SNAT flows, bpf/lib/slot_xdp.h): a reloaded program
+ * keeps every open flow's backend and SNAT port.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +28,7 @@ import type { PinPaths } from './paths.js';
 export const XDP_LB_MAPS = LB_CORE_MAPS;
 
 /** Node maps xdp.o shares through their pins (created there when the node has none yet). */
-const SHARED_PINS = ['tnd_endpoints', 'tnd_events', 'tnd_metrics', 'tnd_xdp_stats'];
+const SHARED_PINS = ['tnd_endpoints', 'tnd_events', 'tnd_metrics', 'tnd_xdp_stats', 'tnd_xdp_flows', 'tnd_xdp_snat'];
 
 export type XdpMode = 'native' | 'generic';
 

@@ -1381,6 +1381,7 @@ export const TndLbNatFlags = {
   TND_LB_NAT_F_SNAT: 1,
   TND_LB_NAT_F_DSR: 2,
   TND_LB_NAT_F_AT_CLIENT: 4,
+  TND_LB_NAT_F_CLOSING: 8,
 } as const;
 export type TndLbNatFlags = (typeof TndLbNatFlags)[keyof typeof TndLbNatFlags];
 
@@ -1389,6 +1390,7 @@ export const tndLbNatFlagsNames: Record<number, string> = {
   1: 'TND_LB_NAT_F_SNAT',
   2: 'TND_LB_NAT_F_DSR',
   4: 'TND_LB_NAT_F_AT_CLIENT',
+  8: 'TND_LB_NAT_F_CLOSING',
 };
 
 /** enum tnd_lb_scope. */
