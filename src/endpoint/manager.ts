@@ -17,7 +17,7 @@ import { addressPod, createVeth, deleteLink, linkExists, netnsInode, setLinkUpWi
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
 import type { PortMap } from '../common/lb.js';
-import { MAX_ENDPOINT_ID, type CniAttachment, type Endpoint } from './endpoint.js';
+import { MAX_ENDPOINT_ID, type CniAttachment, type DockerAttachment, type Endpoint } from './endpoint.js';
 
 interface EndpointState {
   version: 1;
@@ -34,6 +34,24 @@ export interface AddEndpointRequest {
   portMaps?: PortMap[];
   /** A CNI ADD's: at most one endpoint per (network, container id, ifname). */
   attachment?: CniAttachment;
+  /**
+   * Docker's model (tendril-docker): the pod side stays down in the node
+   * netns under `ifname`, a temporary name; Docker moves it into the
+   * container, renames and addresses it. `netns` is empty then.
+   */
+  peerInNodeNetns?: boolean;
+  /** The pod side's MAC when the runtime chose it (Docker); default random. */
+  podMac?: string;
+  /** Addresses reserved by reserveAddresses(owner): the endpoint uses them, the reservation keeps owning them. */
+  reservation?: string;
+  /** tendril-docker's: at most one endpoint per Docker endpoint id. */
+  docker?: DockerAttachment;
+  /**
+   * Made held: it carries nothing (host side down, no endpoints-map entry, so
+   * no program delivers to it) until unhold() sets its labels and lets it
+   * through. For a runtime that names the container only after attaching it.
+   */
+  held?: boolean;
 }
 
 /**
@@ -123,6 +141,69 @@ export class EndpointManager {
     });
   }
 
+  /**
+   * Docker's IPAM hands out addresses before the network driver makes the
+   * endpoint: they are held under `owner` (a "kind:" prefix keeps it apart
+   * from endpoint ids) until releaseAddresses. Asking again answers the same.
+   */
+  reserveAddresses(owner: string): Promise<{ ipv4: string; ipv6: string }> {
+    return this.mutex.run(async () => {
+      if (!/^[a-z]+:/.test(owner)) throw invalid(`reservation owner "${owner}" needs a "kind:" prefix`);
+      const held = this.reservedAddresses(owner);
+      if (held) return held;
+      const addrs = this.ipam.allocate(owner);
+      this.save();
+      return addrs;
+    });
+  }
+
+  /** The reservation holding `address` (either family), if any. */
+  reservationOf(address: string): string | undefined {
+    for (const [owner, addrs] of Object.entries(this.ipam.snapshot().allocations)) if (/^[a-z]+:/.test(owner) && addrs.includes(address)) return owner;
+    return undefined;
+  }
+
+  /** Ends a reservation; an endpoint still using its addresses keeps it. Nothing held: not an error. */
+  releaseAddresses(owner: string): Promise<boolean> {
+    return this.mutex.run(async () => {
+      for (const ep of this.endpoints.values()) {
+        if (ep.reservation === owner) throw conflict(`endpoint ${ep.id} still uses the addresses of ${owner}`);
+      }
+      if (!this.reservedAddresses(owner)) return false;
+      this.ipam.release(owner);
+      this.save();
+      return true;
+    });
+  }
+
+  private reservedAddresses(owner: string): { ipv4: string; ipv6: string } | undefined {
+    const held = this.ipam.snapshot().allocations[owner];
+    return held ? { ipv4: held[0]!, ipv6: held[1]! } : undefined;
+  }
+
+  /** Sets a held endpoint's labels, then lets its traffic through (see AddEndpointRequest.held). Not held: as it is. */
+  unhold(id: number, labels: Record<string, string>): Promise<Endpoint> {
+    return this.mutex.run(async () => {
+      const ep = this.get(id);
+      if (!ep.held) return ep;
+      const { held: _held, ...rest } = ep;
+      const updated: Endpoint = { ...rest, labels: normalizeLabels({ ...ep.labels, ...labels }) };
+      // Identity and map entries before the link: its first packet meets its own policy.
+      updated.identity = await this.hooks.relabel(updated);
+      this.writeMapEntries(updated);
+      await setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
+      this.endpoints.set(id, updated);
+      this.save();
+      return updated;
+    });
+  }
+
+  /** The endpoint tendril-docker made for a Docker endpoint id, if any. */
+  findDocker(endpointId: string): Endpoint | undefined {
+    for (const ep of this.endpoints.values()) if (ep.docker?.endpointId === endpointId) return ep;
+    return undefined;
+  }
+
   /** The endpoint a CNI ADD made for (network, container id, ifname), if any. */
   findAttachment(network: string, containerId: string, ifname: string): Endpoint | undefined {
     for (const ep of this.endpoints.values()) {
@@ -178,17 +259,22 @@ export class EndpointManager {
   }
 
   private async addLocked(req: AddEndpointRequest): Promise<Endpoint> {
-    const inode = netnsInode(req.netns);
+    const inode = req.peerInNodeNetns ? 0 : netnsInode(req.netns);
+    if (req.peerInNodeNetns && req.netns) throw invalid('an endpoint whose pod side stays in the node netns names no netns');
+    const reserved = req.reservation === undefined ? undefined : this.reservedAddresses(req.reservation);
+    if (req.reservation !== undefined && !reserved) throw notFound(`no addresses are reserved for "${req.reservation}"`);
     for (const other of this.endpoints.values()) {
-      if (other.netnsInode === inode || other.netns === req.netns)
+      if (!req.peerInNodeNetns && (other.netnsInode === inode || other.netns === req.netns))
         throw conflict(`netns "${req.netns}" is attached already as endpoint ${other.id}`);
+      if (reserved && other.reservation === req.reservation) throw conflict(`endpoint ${other.id} uses the addresses of ${req.reservation} already`);
+      if (req.docker && other.docker?.endpointId === req.docker.endpointId) throw conflict(`Docker endpoint ${req.docker.endpointId} is endpoint ${other.id} already`);
       const a = req.attachment;
       if (a && other.attachment?.network === a.network && other.attachment.containerId === a.containerId && other.ifname === (req.ifname ?? 'eth0'))
         throw conflict(`container ${a.containerId} has ${other.ifname} on network ${a.network} already (endpoint ${other.id})`);
     }
     const labels: Labels = normalizeLabels(req.labels ?? {});
     const id = this.allocateId();
-    const addrs = this.ipam.allocate(String(id));
+    const addrs = reserved ?? this.ipam.allocate(String(id));
     const ep: Endpoint = {
       id,
       netns: req.netns,
@@ -196,7 +282,7 @@ export class EndpointManager {
       ifname: req.ifname ?? 'eth0',
       hostIfname: `lxc${id.toString(16).padStart(4, '0')}${randomBytes(2).toString('hex')}`,
       ifindex: 0,
-      podMac: randomMac(),
+      podMac: req.podMac !== undefined ? formatMac(parseMac(req.podMac)) : randomMac(),
       hostMac: randomMac(),
       ipv4: addrs.ipv4,
       ipv6: addrs.ipv6,
@@ -204,6 +290,9 @@ export class EndpointManager {
       identity: 0,
       ...(req.portMaps?.length ? { portMaps: req.portMaps } : {}),
       ...(req.attachment ? { attachment: { ...req.attachment } } : {}),
+      ...(req.docker ? { docker: { ...req.docker } } : {}),
+      ...(req.reservation !== undefined ? { reservation: req.reservation } : {}),
+      ...(req.held ? { held: true } : {}),
       createdAt: new Date().toISOString(),
     };
     const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };
@@ -222,13 +311,14 @@ export class EndpointManager {
       using programs = loadEndpointPrograms(this.maps, this.datapathSpec(ep));
       await veth;
       ep.ifindex = ifNameToIndex(ep.hostIfname);
-      addressing = addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
-      addressing.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
+      // Docker addresses the pod side itself, once it has moved it.
+      addressing = req.peerInNodeNetns ? undefined : addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
+      addressing?.catch(() => undefined); // awaited below; keep a failure from going unhandled meanwhile
       ep.identity = await identity;
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       await addressing;
-      await setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
+      if (!ep.held) await setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
     } catch (err) {
       // Let the link commands settle before removing what they made.
       await Promise.allSettled([veth, addressing, identity]);
@@ -252,6 +342,7 @@ export class EndpointManager {
   }
 
   private writeMapEntries(ep: Endpoint): void {
+    if (ep.held) return; // unhold() writes them
     const info = {
       ifindex: ep.ifindex,
       identity: ep.identity,

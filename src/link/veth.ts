@@ -11,6 +11,7 @@ import { ipBatch, run } from './exec.js';
 export interface VethSpec {
   hostName: string;
   hostMac: string;
+  /** The pod netns; empty: the peer stays in the caller's netns (a runtime such as Docker moves it). */
   netns: string;
   podIfname: string;
   podMac: string;
@@ -41,13 +42,13 @@ export function netnsInode(path: string): number {
   return st.ino;
 }
 
-/** Creates the pair, both ends down, the peer already moved into the pod netns. */
+/** Creates the pair, both ends down, the peer already moved into the pod netns (if one is named). */
 export async function createVeth(spec: VethSpec): Promise<void> {
   checkIfname(spec.hostName);
   checkIfname(spec.podIfname);
   try {
     await ipBatch([
-      `link add ${spec.hostName} address ${spec.hostMac} type veth peer name ${spec.podIfname} address ${spec.podMac} netns ${spec.netns}`,
+      `link add ${spec.hostName} address ${spec.hostMac} type veth peer name ${spec.podIfname} address ${spec.podMac}${spec.netns ? ` netns ${spec.netns}` : ''}`,
     ]);
   } catch (err) {
     const text = (err as Error).message;
