@@ -99,9 +99,10 @@ export class Activator {
         continue;
       }
       const { labels, skipped } = containerLabels(c.Name, c.Config?.Labels);
-      for (const why of skipped) this.log(`container ${c.Name}: label left out: ${why}`);
+      const name = c.Name.replace(/^\//, '');
+      for (const why of skipped) this.log(`container ${name}: label left out: ${why}`);
       await this.agent.call('POST', `/v1/docker/endpoints/${p.endpointId}/activate`, { labels });
-      this.log(`endpoint ${p.id} (container ${c.Name}) active with labels ${formatted(labels)}`);
+      this.log(`endpoint ${p.id} (container ${name}) active with labels ${formatted(labels)}`);
     }
     return rest;
   }

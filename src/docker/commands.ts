@@ -68,7 +68,10 @@ export async function runPlugin(backend: DockerBackend, method: string, body: st
   try {
     return await answer(backend, method, body);
   } catch (err) {
-    return errorAnswer((err as Error).message ?? String(err));
+    // Every failure names its call, as Docker's log shows the message alone.
+    const message = (err as Error).message ?? String(err);
+    const call = method.split('.').pop()!;
+    return errorAnswer(message.startsWith(method) || message.startsWith(`${call}:`) || message.startsWith('unknown method') ? message : `${call}: ${message}`);
   }
 }
 

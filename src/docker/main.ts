@@ -52,7 +52,7 @@ export async function runDockerPlugin(argv: string[]): Promise<number> {
   const agent = new ApiClient(values['agent-socket'] ?? process.env.TENDRIL_SOCKET ?? DEFAULT_SOCKET);
   const activator = new Activator(agent, new DockerApi(dockerSocket), log);
   const server = new PluginServer(agent, (method, answer) => {
-    if ('Err' in answer) log(`${method}: ${String(answer.Err)}`);
+    if ('Err' in answer) log(String(answer.Err));
     else if (values.verbose) log(`${method}: ${JSON.stringify(answer)}`);
     // A joined endpoint's container is named by the connect event; a pass now catches it sooner if that is lost.
     if (method === 'NetworkDriver.Join') activator.kick();

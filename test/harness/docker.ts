@@ -58,7 +58,6 @@ export class Dockerd {
   /** Why dockerd cannot run here, or null. */
   static unavailable(): string | null {
     if (!existsSync('/usr/sbin/dockerd')) return 'dockerd is not installed (scripts/setup.sh installs docker.io)';
-    if (!existsSync('/etc/docker')) return '/etc/docker is missing (docker.io makes it)';
     if (!existsSync(BUSYBOX)) return `${BUSYBOX} is missing (busybox-static, installed by scripts/setup.sh)`;
     return null;
   }
@@ -68,6 +67,8 @@ export class Dockerd {
     const d = new Dockerd(node, join(topo.dir, `docker-${node.name}`));
     topo.onDispose(() => d.dispose());
     for (const sub of ['etc/plugins', 'data', 'exec', 'run']) mkdirSync(join(d.dir, sub), { recursive: true });
+    // The mount point of dockerd's private /etc/docker (docker.io's own directory; empty).
+    mkdirSync('/etc/docker', { recursive: true });
     // The example spec a user installs, pointing at this test's socket.
     const spec = readFileSync(join(REPO, 'examples', 'docker', 'tendril.spec'), 'utf8').replace(/unix:\/\/\S+/, `unix://${d.pluginSocket}`);
     writeFileSync(join(d.dir, 'etc', 'plugins', 'tendril.spec'), spec);
