@@ -43,8 +43,8 @@ describe('docker containers on a tendril network', { skip: SKIP ?? false }, () =
   };
   const exec = (name: string, cmd: string[]) => docker.docker(['exec', name, ...cmd], 30_000);
   /** An HTTP GET with nc (busybox-static's wget crashes resolving names without libc's NSS). */
-  const fetch = async (from: string, ip: string) => {
-    const r = await exec(from, ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080`]);
+  const fetch = async (from: string, ip: string, port = 8080) => {
+    const r = await exec(from, ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} ${port}`]);
     return { ok: r.code === 0 && r.stdout.startsWith('HTTP/1.'), body: r.stdout.split('\r\n\r\n')[1] ?? '', detail: r.stderr + r.stdout };
   };
 
@@ -205,6 +205,21 @@ spec:
     const noIpam = await docker.docker(['network', 'create', '-d', 'tendril', 'plain']);
     assert.notEqual(noIpam.code, 0);
     assert.match(noIpam.stderr, /needs tendril IPAM/);
+  });
+
+  test('a restarted container gets connectivity back; a service backed by a container is reached from another', async () => {
+    const before = await activeEndpoint('web');
+    await docker.must(['restart', '-t', '0', 'web']);
+    const web = await activeEndpoint('web');
+    assert.notEqual(web.id, before.id, 'a restart is a new Docker endpoint');
+    assert.ok(!(await node.client.listEndpoints()).some((e) => e.id === before.id), 'the old endpoint is gone');
+    assert.ok((await fetch('tie', web.ipv4)).ok);
+    const add = await node.cli(['service', 'add', '--frontend', '10.96.0.10:80/TCP', '--backend', `${web.ipv4}:8080`, '-o', 'json']);
+    assert.equal(add.code, 0, add.stderr);
+    const r = await fetch('tie', '10.96.0.10', 80);
+    assert.ok(r.ok, r.detail);
+    assert.equal(r.body, 'served by a docker container\n');
+    assert.equal((await node.cli(['service', 'delete', String((JSON.parse(add.stdout) as { id: number }).id)])).code, 0);
   });
 
   test('docker rm -f removes every trace; docker network rm works', async () => {
