@@ -108,14 +108,18 @@ export class Activator {
   }
 
   private async followEvents(): Promise<void> {
+    let failing = false;
     while (!this.abort.signal.aborted) {
       try {
         await this.docker.events((ev) => {
+          failing = false;
           const container = ev.Actor?.Attributes?.container;
           if (ev.Type === 'network' && ev.Action === 'connect' && container) this.kick(container);
         }, this.abort.signal);
       } catch (err) {
-        if (!this.abort.signal.aborted) this.log(`docker events: ${(err as Error).message}; retrying`);
+        // Said once per outage (dockerd starting or restarting), not every second.
+        if (!this.abort.signal.aborted && !failing) this.log(`docker events: ${(err as Error).message}; retrying every second`);
+        failing = true;
       }
       if (!this.abort.signal.aborted) await new Promise((r) => setTimeout(r, EVENTS_RETRY_MS).unref());
     }

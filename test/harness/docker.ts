@@ -9,7 +9,7 @@
  * go with its last process. Images come from the machine's busybox-static.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, must, sh, sleep, type CmdResult, type Node, type Topology } from './topology.js';
 
@@ -165,7 +165,7 @@ export class Dockerd {
       await this.daemon.stop(30_000);
     }
     await this.driver?.stop();
-    // containerd's shims outlive a killed dockerd: end those of this daemon, by pid.
+    // containerd, its shims and the containers outlive a killed dockerd: end this daemon's, by pid.
     for (const pid of await processesUnder(this.dir)) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -178,12 +178,22 @@ export class Dockerd {
   }
 }
 
-/** Pids of processes whose command line names `dir` (dockerd's containerd and shims name its exec-root). */
+/**
+ * Pids of the processes of this daemon, by id: those whose command line names
+ * `dir` (containerd and its shims name dockerd's exec-root) or whose mount
+ * table does (dockerd's private /etc/docker, a container's overlay on the
+ * data-root). A container's processes keep running when their shim is gone.
+ */
 async function processesUnder(dir: string): Promise<number[]> {
-  const out = await sh(['pgrep', '-f', dir]);
-  return out.stdout
-    .split('\n')
-    .filter(Boolean)
-    .map(Number)
-    .filter((pid) => pid !== process.pid);
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir) || readFileSync(`/proc/${pid}/mountinfo`, 'utf8').includes(dir)) pids.push(pid);
+    } catch {
+      // gone meanwhile, or a kernel thread
+    }
+  }
+  return pids;
 }
