@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Topology, must, sleep, type Node } from './harness/topology.js';
+import { Topology, must, sleep, type Node, type World } from './harness/topology.js';
 import { DOCKER_IMAGE, Dockerd } from './harness/docker.js';
 import type { Endpoint } from '../src/endpoint/endpoint.js';
 
@@ -24,6 +24,7 @@ describe('docker containers on a tendril network', { skip: SKIP ?? false }, () =
   let topo: Topology;
   let node: Node;
   let docker: Dockerd;
+  let world: World;
 
   const ipOf = async (name: string) => (await docker.must(['inspect', name, '--format', `{{(index .NetworkSettings.Networks "${NET}").IPAddress}}`])).trim();
   /** A long-running container on the network, once the agent has applied its labels (its traffic is held until then). */
@@ -62,7 +63,9 @@ describe('docker containers on a tendril network', { skip: SKIP ?? false }, () =
 
   before(async () => {
     topo = Topology.create();
-    node = await topo.addNode();
+    node = await topo.addNode({ start: false });
+    world = await topo.addWorld(node);
+    await node.startAgent();
     docker = await Dockerd.start(topo, node);
     await docker.must(['network', 'create', '-d', 'tendril', '--ipam-driver', 'tendril', '--ipv6', NET]);
     await start('web', ['org=empire', 'app=web'], ['httpd', '-f', '-p', '8080', '-h', '/www']);
@@ -74,7 +77,7 @@ describe('docker containers on a tendril network', { skip: SKIP ?? false }, () =
     await topo?.dispose();
   });
 
-  test('containers get distinct addresses of the node, their Docker labels, a /32 and a default route via the router', async () => {
+  test('containers get distinct addresses of the node, their Docker labels, a /32 and a working default route via the router', async () => {
     const eps = await node.client.listEndpoints();
     assert.equal(eps.length, 3);
     const web = eps.find((e) => e.labels['io.kubernetes.pod.name'] === 'web')!;
@@ -95,6 +98,11 @@ describe('docker containers on a tendril network', { skip: SKIP ?? false }, () =
     assert.match(routes, /^default via 10\.200\.1\.1 dev eth0/m, routes);
     const routes6 = (await exec('web', ['ip', '-6', 'route'])).stdout;
     assert.match(routes6, /^default via fd10:200:0:1::1 dev eth0/m, routes6);
+    // The default routes work: the world beyond the node answers, in both families.
+    const out = await exec('web', ['ping', '-c', '1', '-W', '3', world.ipv4]);
+    assert.equal(out.code, 0, out.stdout + out.stderr);
+    const out6 = await exec('web', ['ping', '-c', '1', '-W', '3', world.ipv6]);
+    assert.equal(out6.code, 0, out6.stdout + out6.stderr);
   });
 
   test('containers ping each other and reach each other\'s TCP server, over IPv4 and IPv6', async () => {
