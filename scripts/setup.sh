@@ -27,6 +27,8 @@ command -v iptables-nft-restore >/dev/null && command -v iptables-legacy-restore
 # Container runtimes the CNI plugin is tested with, and the reference CNI plugins.
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
+# dockerd for the Docker driver's test, which starts its own daemon in a test namespace.
+command -v dockerd >/dev/null || need+=(docker.io)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
@@ -37,7 +39,15 @@ if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # No package's service starts on install (docker.io's would make docker0 and
+  # iptables rules in the machine's own namespace); a policy of our own only.
+  policy=''
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+  fi
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || { [ -z "$policy" ] || rm -f "$policy"; exit 1; }
+  [ -z "$policy" ] || rm -f "$policy"
 fi
 
 # npm packages: install when absent or when the lock file changed since.

@@ -22,6 +22,7 @@ export const LAYER_RANK: Record<string, number> = {
   agent: 6,
   cli: 6,
   cni: 6,
+  docker: 6,
 };
 
 const FFI_LAYERS = new Set(['bpf', 'sys']);

@@ -27,6 +27,8 @@ import { SockLb } from '../datapath/sock-lb.js';
 import { XdpLb } from '../datapath/xdp-lb.js';
 import { agentCniBackend } from '../cni/agent-backend.js';
 import { cniRoute } from '../cni/route.js';
+import { agentDockerBackend } from '../docker/agent-backend.js';
+import { registerDockerRoutes } from '../docker/route.js';
 import { ServiceManager } from '../loadbalancer/manager.js';
 import { PodNamespaces } from '../loadbalancer/pod-namespaces.js';
 
@@ -116,7 +118,7 @@ export class Agent {
         // Port maps first: a host port in use fails the add before identity and policy work.
         await services.setPortMaps(ep.id, ep.portMaps ?? [], [ep.ipv4, ep.ipv6].filter(Boolean));
         const identity = await policy.attach(ep);
-        pods.register(ep);
+        if (ep.netns) pods.register(ep); // a Docker endpoint's sandbox is Docker's to know
         return identity;
       },
       relabel: (ep: Endpoint) => policy.relabel(ep),
@@ -157,6 +159,8 @@ export class Agent {
       registerRoutes(agent.api, { endpoints, maps, policy, services, monitor: agent.hub, status: () => agent.status() });
       // CNI runtimes reach the agent through tendril-cni.
       agent.api.route('POST', '/v1/cni', cniRoute(agentCniBackend(endpoints)));
+      // Docker reaches the agent through tendril-docker.
+      registerDockerRoutes(agent.api, agentDockerBackend(endpoints));
       await agent.api.listen(options.socket);
       agent.gcTimer = setInterval(() => sweepConntrack(maps), CT_GC_INTERVAL_MS);
       agent.gcTimer.unref();

@@ -20,12 +20,25 @@ export interface Endpoint {
   portMaps?: PortMap[];
   /** Made by a CNI ADD: the attachment's network name and container id (its ifname is `ifname`). */
   attachment?: CniAttachment;
+  /** Made by tendril-docker's CreateEndpoint: Docker's network and endpoint ids (netns is empty: Docker moves the pod side). */
+  docker?: DockerAttachment;
+  /** The IPAM reservation whose addresses the endpoint uses (Docker's IPAM); absent: it owns its addresses. */
+  reservation?: string;
+  /** Carries nothing until EndpointManager.unhold (host side down, no endpoints-map entry). */
+  held?: boolean;
   createdAt: string;
 }
 
 export interface CniAttachment {
   network: string;
   containerId: string;
+}
+
+export interface DockerAttachment {
+  networkId: string;
+  endpointId: string;
+  /** Whether Docker configures the IPv6 address in the container (a network made with --ipv6). */
+  ipv6: boolean;
 }
 
 export const MAX_ENDPOINT_ID = 0xffff;

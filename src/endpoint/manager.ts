@@ -25,7 +25,7 @@ import { addressPod, createVeth, deleteLink, linkExists, listLinks, netnsInode, 
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
 import { StateFile } from '../node/state-file.js';
 import type { PortMap } from '../common/lb.js';
-import { MAX_ENDPOINT_ID, type CniAttachment, type Endpoint } from './endpoint.js';
+import { MAX_ENDPOINT_ID, type CniAttachment, type DockerAttachment, type Endpoint } from './endpoint.js';
 
 interface EndpointState {
   version: 1;
@@ -42,6 +42,24 @@ export interface AddEndpointRequest {
   portMaps?: PortMap[];
   /** A CNI ADD's: at most one endpoint per (network, container id, ifname). */
   attachment?: CniAttachment;
+  /**
+   * Docker's model (tendril-docker): the pod side stays down in the node
+   * netns under `ifname`, a temporary name; Docker moves it into the
+   * container, renames and addresses it. `netns` is empty then.
+   */
+  peerInNodeNetns?: boolean;
+  /** The pod side's MAC when the runtime chose it (Docker); default random. */
+  podMac?: string;
+  /** Addresses reserved by reserveAddresses(owner): the endpoint uses them, the reservation keeps owning them. */
+  reservation?: string;
+  /** tendril-docker's: at most one endpoint per Docker endpoint id. */
+  docker?: DockerAttachment;
+  /**
+   * Made held: it carries nothing (host side down, no endpoints-map entry, so
+   * no program delivers to it) until unhold() sets its labels and lets it
+   * through. For a runtime that names the container only after attaching it.
+   */
+  held?: boolean;
 }
 
 /**
@@ -150,6 +168,69 @@ export class EndpointManager {
     });
   }
 
+  /**
+   * Docker's IPAM hands out addresses before the network driver makes the
+   * endpoint: they are held under `owner` (a "kind:" prefix keeps it apart
+   * from endpoint ids) until releaseAddresses. Asking again answers the same.
+   */
+  reserveAddresses(owner: string): Promise<{ ipv4: string; ipv6: string }> {
+    return this.mutex.run(async () => {
+      if (!/^[a-z]+:/.test(owner)) throw invalid(`reservation owner "${owner}" needs a "kind:" prefix`);
+      const held = this.reservedAddresses(owner);
+      if (held) return held;
+      const addrs = this.ipam.allocate(owner);
+      this.save();
+      return addrs;
+    });
+  }
+
+  /** The reservation holding `address` (either family), if any. */
+  reservationOf(address: string): string | undefined {
+    for (const [owner, addrs] of Object.entries(this.ipam.snapshot().allocations)) if (/^[a-z]+:/.test(owner) && addrs.includes(address)) return owner;
+    return undefined;
+  }
+
+  /** Ends a reservation; an endpoint still using its addresses keeps it. Nothing held: not an error. */
+  releaseAddresses(owner: string): Promise<boolean> {
+    return this.mutex.run(async () => {
+      for (const ep of this.endpoints.values()) {
+        if (ep.reservation === owner) throw conflict(`endpoint ${ep.id} still uses the addresses of ${owner}`);
+      }
+      if (!this.reservedAddresses(owner)) return false;
+      this.ipam.release(owner);
+      this.save();
+      return true;
+    });
+  }
+
+  private reservedAddresses(owner: string): { ipv4: string; ipv6: string } | undefined {
+    const held = this.ipam.snapshot().allocations[owner];
+    return held ? { ipv4: held[0]!, ipv6: held[1]! } : undefined;
+  }
+
+  /** Sets a held endpoint's labels, then lets its traffic through (see AddEndpointRequest.held). Not held: as it is. */
+  unhold(id: number, labels: Record<string, string>): Promise<Endpoint> {
+    return this.mutex.run(async () => {
+      const ep = this.get(id);
+      if (!ep.held) return ep;
+      const { held: _held, ...rest } = ep;
+      const updated: Endpoint = { ...rest, labels: normalizeLabels({ ...ep.labels, ...labels }) };
+      // Identity and map entries before the link: its first packet meets its own policy.
+      updated.identity = await this.hooks.relabel(updated);
+      this.writeMapEntries(updated);
+      setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
+      this.endpoints.set(id, updated);
+      this.save();
+      return updated;
+    });
+  }
+
+  /** The endpoint tendril-docker made for a Docker endpoint id, if any. */
+  findDocker(endpointId: string): Endpoint | undefined {
+    for (const ep of this.endpoints.values()) if (ep.docker?.endpointId === endpointId) return ep;
+    return undefined;
+  }
+
   /** The endpoint a CNI ADD made for (network, container id, ifname), if any. */
   findAttachment(network: string, containerId: string, ifname: string): Endpoint | undefined {
     for (const ep of this.endpoints.values()) {
@@ -215,16 +296,23 @@ export class EndpointManager {
   }
 
   private async addLocked(req: AddEndpointRequest): Promise<Endpoint> {
-    const inode = netnsInode(req.netns);
+    const inode = req.peerInNodeNetns ? 0 : netnsInode(req.netns);
+    if (req.peerInNodeNetns && req.netns) throw invalid('an endpoint whose pod side stays in the node netns names no netns');
+    const reserved = req.reservation === undefined ? undefined : this.reservedAddresses(req.reservation);
+    if (req.reservation !== undefined && !reserved) throw notFound(`no addresses are reserved for "${req.reservation}"`);
     for (const other of this.endpoints.values()) {
-      if (other.netnsInode === inode || other.netns === req.netns)
+      if (!req.peerInNodeNetns && (other.netnsInode === inode || other.netns === req.netns))
         throw conflict(`netns "${req.netns}" is attached already as endpoint ${other.id}`);
+      if (reserved && other.reservation === req.reservation) throw conflict(`endpoint ${other.id} uses the addresses of ${req.reservation} already`);
+      if (req.docker && other.docker?.endpointId === req.docker.endpointId) throw conflict(`Docker endpoint ${req.docker.endpointId} is endpoint ${other.id} already`);
       const a = req.attachment;
       if (a && other.attachment?.network === a.network && other.attachment.containerId === a.containerId && other.ifname === (req.ifname ?? 'eth0'))
         throw conflict(`container ${a.containerId} has ${other.ifname} on network ${a.network} already (endpoint ${other.id})`);
     }
     const labels: Labels = normalizeLabels(req.labels ?? {});
-    const slot = this.takeSlot();
+    // Programs are built for the endpoint's addresses and MAC: given ones need their own.
+    const podMac = req.podMac !== undefined ? formatMac(parseMac(req.podMac)) : undefined;
+    const slot = reserved || podMac ? this.prepareSlot({ ...(reserved ? { addrs: reserved } : {}), ...(podMac ? { podMac } : {}) }) : this.takeSlot();
     const { id } = slot;
     const ep: Endpoint = {
       id,
@@ -241,13 +329,17 @@ export class EndpointManager {
       identity: 0,
       ...(req.portMaps?.length ? { portMaps: req.portMaps } : {}),
       ...(req.attachment ? { attachment: { ...req.attachment } } : {}),
+      ...(req.docker ? { docker: { ...req.docker } } : {}),
+      ...(req.reservation !== undefined ? { reservation: req.reservation } : {}),
+      ...(req.held ? { held: true } : {}),
       createdAt: new Date().toISOString(),
     };
     const spec = { hostName: ep.hostIfname, hostMac: ep.hostMac, netns: ep.netns, podIfname: ep.ifname, podMac: ep.podMac };
     try {
       createVeth(spec);
       ep.ifindex = ifNameToIndex(ep.hostIfname);
-      addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
+      // Docker addresses the pod side itself, once it has moved it.
+      if (!req.peerInNodeNetns) addressPod(spec, { ipv4: ep.ipv4, ipv6: ep.ipv6, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6 });
       // The slot's empty policy must be in place before the first install fills it.
       using programs = await slot.ready;
       // Identity and policy before the first packet: the datapath is default-deny.
@@ -255,7 +347,7 @@ export class EndpointManager {
       attachEndpointPrograms(ep.ifindex, programs);
       this.writeMapEntries(ep);
       // The host side comes up last, so the pod's first packet finds programs and map entries in place.
-      setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
+      if (!ep.held) setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);
     } catch (err) {
       await this.teardown(ep).catch(() => undefined);
       await this.discard(slot).catch(() => undefined);
@@ -296,15 +388,16 @@ export class EndpointManager {
     }
   }
 
-  private prepareSlot(): PreparedSlot {
+  /** A new slot; `given` addresses (a reservation's, not the slot's own) and pod MAC are the runtime's. */
+  private prepareSlot(given: { addrs?: { ipv4: string; ipv6: string }; podMac?: string } = {}): PreparedSlot {
     const id = this.allocateId();
-    const addrs = this.ipam.allocate(String(id));
+    const addrs = given.addrs ?? this.ipam.allocate(String(id));
     this.nextId = id + 1 > MAX_ENDPOINT_ID ? 1 : id + 1;
     const slot = {
       id,
       ipv4: addrs.ipv4,
       ipv6: addrs.ipv6,
-      podMac: randomMac(),
+      podMac: given.podMac ?? randomMac(),
       hostMac: randomMac(),
       hostIfname: hostIfname(id),
       maglevSize: this.maps.lb().maglevSize,
@@ -341,6 +434,7 @@ export class EndpointManager {
   }
 
   private writeMapEntries(ep: Endpoint): void {
+    if (ep.held) return; // unhold() writes them
     const info = {
       ifindex: ep.ifindex,
       identity: ep.identity,

@@ -77,13 +77,15 @@ export interface VethPairSpec {
   hostMac: string;
   peerName: string;
   peerMac: string;
-  /** An open fd of the namespace the peer is created in. */
-  peerNetnsFd: number;
+  /** An open fd of the namespace the peer is created in; absent: the caller's. */
+  peerNetnsFd?: number;
 }
 
 /** A veth pair, both ends down; fails if either name is taken. */
 export function addVethPair(s: VethPairSpec): NetlinkMessage {
-  const peer = Buffer.concat([ifinfomsg(), str(IFLA_IFNAME, s.peerName), bytes(IFLA_ADDRESS, parseMac(s.peerMac)), u32(IFLA_NET_NS_FD, s.peerNetnsFd)]);
+  const peer = Buffer.concat([ifinfomsg(), str(IFLA_IFNAME, s.peerName), bytes(IFLA_ADDRESS, parseMac(s.peerMac)),
+    ...(s.peerNetnsFd !== undefined ? [u32(IFLA_NET_NS_FD, s.peerNetnsFd)] : []),
+  ]);
   const payload = Buffer.concat([
     ifinfomsg(),
     str(IFLA_IFNAME, s.hostName),

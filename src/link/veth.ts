@@ -14,6 +14,7 @@ import { addHostAddress, addRoute, addVethPair, deleteLinkByName, replaceNeighbo
 export interface VethSpec {
   hostName: string;
   hostMac: string;
+  /** The pod netns; empty: the peer stays in the caller's netns (a runtime such as Docker moves it). */
   netns: string;
   podIfname: string;
   podMac: string;
@@ -44,18 +45,18 @@ export function netnsInode(path: string): number {
   return st.ino;
 }
 
-/** Creates the pair, both ends down, the peer already moved into the pod netns. */
+/** Creates the pair, both ends down, the peer already moved into the pod netns (if one is named). */
 export function createVeth(spec: VethSpec): void {
   checkIfname(spec.hostName);
   checkIfname(spec.podIfname);
-  let nsFd: number;
+  let nsFd: number | undefined;
   try {
-    nsFd = openSync(spec.netns, 'r');
+    if (spec.netns) nsFd = openSync(spec.netns, 'r');
   } catch {
     throw invalid(`"${spec.netns}" is not a network namespace`);
   }
   try {
-    netlinkRequest([addVethPair({ hostName: spec.hostName, hostMac: spec.hostMac, peerName: spec.podIfname, peerMac: spec.podMac, peerNetnsFd: nsFd })]);
+    netlinkRequest([addVethPair({ hostName: spec.hostName, hostMac: spec.hostMac, peerName: spec.podIfname, peerMac: spec.podMac, ...(nsFd !== undefined ? { peerNetnsFd: nsFd } : {}) })]);
   } catch (err) {
     const code = (err as NetlinkError).code;
     // The host name is the agent's own and fresh: a name taken is the pod's.
@@ -63,7 +64,7 @@ export function createVeth(spec: VethSpec): void {
     if (code === 'EINVAL' || code === 'EBADF') throw invalid(`"${spec.netns}" is not a network namespace`);
     throw err;
   } finally {
-    closeSync(nsFd);
+    if (nsFd !== undefined) closeSync(nsFd);
   }
   // The host side needs no IPv6 address of its own: BPF answers the pod, and
   // no link-local chatter (MLD, neighbour discovery) should reach the pod
