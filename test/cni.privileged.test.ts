@@ -5,12 +5,19 @@
  * container namespaces.
  */
 import { after, before, describe, test } from 'node:test';
+import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { REPO, Topology, must, sh, type Node } from './harness/topology.js';
 import { formatVersionInfo, requestedVersion } from '../src/cni/protocol.js';
 
 const PLUGIN = join(REPO, 'build', 'bin', 'tendril-cni');
+
+/** Polls `cond` for up to 5 s. */
+async function waitFor(cond: () => Promise<boolean>): Promise<boolean> {
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) if (await cond()) return true;
+  return false;
+}
 
 interface Call {
   code: number;
@@ -31,6 +38,27 @@ describe('tendril-cni, called the way the CNI spec says', () => {
   async function container(suffix: string): Promise<Record<string, string>> {
     const name = await topo.addNamespace(suffix);
     return { CNI_CONTAINERID: `ctr-${suffix}`, CNI_NETNS: `/run/netns/${name}`, CNI_IFNAME: 'eth0' };
+  }
+
+  /** The node's host-side endpoint links (lxc...). */
+  const hostLinks = async () => (await must(['ip', '-o', 'link', 'show'], { netns: node.netnsPath })).match(/lxc[0-9a-f]{8}/g) ?? [];
+
+  /**
+   * Starts an ADD and calls `midway` the moment the agent has made the
+   * endpoint's host link (reported by `ip monitor` in the node netns), while
+   * the rest of the ADD (addresses, identity, policy, programs) is under way.
+   */
+  async function addInterrupted(env: Record<string, string>, midway: (plugin: ChildProcess) => unknown): Promise<void> {
+    const monitor = topo.spawnIn(node.netnsPath, ['ip', '-o', 'monitor', 'link']);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // subscribed
+    const made = new Promise<void>((resolve) => monitor.stdout!.on('data', (d: Buffer) => /lxc[0-9a-f]{8}/.test(d.toString()) && resolve()));
+    const plugin = spawn(PLUGIN, [], { env: { PATH: process.env.PATH ?? '', CNI_COMMAND: 'ADD', CNI_PATH: '/usr/lib/cni', TENDRIL_SOCKET: node.socket, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    plugin.stdin!.end(conf());
+    const exited = new Promise((resolve) => plugin.once('exit', resolve));
+    await made;
+    await midway(plugin);
+    await exited;
+    monitor.kill('SIGKILL');
   }
 
   before(async () => {
@@ -151,5 +179,55 @@ describe('tendril-cni, called the way the CNI spec says', () => {
     }
     assert.equal((await node.client.listEndpoints()).length, before);
     assert.doesNotMatch(await must(['ip', 'link', 'show'], { netns: env.CNI_NETNS }), /eth0/);
+  });
+
+  test('the plugin killed mid-ADD leaves nothing the next DEL, or a GC, cannot clean', async () => {
+    const links = await hostLinks();
+    for (const cleanup of ['DEL', 'GC'] as const) {
+      const env = await container(`killed-${cleanup.toLowerCase()}`);
+      await addInterrupted(env, (plugin) => plugin.kill('SIGKILL'));
+      // The agent finishes the ADD it was asked for; the runtime, having no result, cleans up.
+      const made = await waitFor(async () => (await node.client.listEndpoints()).some((e) => e.netns === env.CNI_NETNS));
+      assert.ok(made, 'the agent completed the ADD its dead plugin asked for');
+      const r = cleanup === 'DEL' ? await cni('DEL', env, conf()) : await cni('GC', {}, conf({ 'cni.dev/valid-attachments': [] }, '1.1.0'));
+      assert.equal(r.code, 0, r.raw);
+      assert.equal((await node.client.listEndpoints()).some((e) => e.netns === env.CNI_NETNS), false, `${cleanup}: the endpoint is gone`);
+      assert.deepEqual(await hostLinks(), links, `${cleanup}: no host link left`);
+      assert.doesNotMatch(await must(['ip', 'link', 'show'], { netns: env.CNI_NETNS }), /eth0/);
+      // Its address is free again: a new ADD of the same container succeeds.
+      assert.equal((await cni('ADD', env, conf())).code, 0);
+      assert.equal((await cni('DEL', env, conf())).code, 0);
+    }
+  });
+
+  test('the agent killed mid-ADD: the restarted agent removes the half-made endpoint and DEL succeeds', async () => {
+    const links = await hostLinks();
+    const env = await container('agent-killed');
+    await addInterrupted(env, () => node.agent!.kill('SIGKILL'));
+    await node.startAgent();
+    assert.equal((await node.client.listEndpoints()).some((e) => e.netns === env.CNI_NETNS), false);
+    assert.deepEqual(await hostLinks(), links, 'the half-made link is gone');
+    assert.equal((await cni('DEL', env, conf())).code, 0);
+    const add = await cni('ADD', env, conf());
+    assert.equal(add.code, 0, add.raw);
+    assert.equal((await cni('DEL', env, conf())).code, 0);
+  });
+
+  test('an agent restart between ADD and DEL: CHECK still passes, DEL removes every trace', async () => {
+    const links = await hostLinks();
+    const env = await container('restart');
+    const add = await cni('ADD', env, conf());
+    assert.equal(add.code, 0, add.raw);
+    await node.agent!.kill('SIGTERM');
+    // Meanwhile the runtime calls and gets a clear error, not a hang.
+    const down = await cni('CHECK', env, conf({ prevResult: add.out }));
+    assert.equal(down.code, 1);
+    assert.equal(down.out.code, 11, down.raw);
+    await node.startAgent();
+    const check = await cni('CHECK', env, conf({ prevResult: add.out }));
+    assert.equal(check.code, 0, check.raw);
+    assert.equal((await cni('DEL', env, conf({ prevResult: add.out }))).code, 0);
+    assert.equal((await node.client.listEndpoints()).some((e) => e.netns === env.CNI_NETNS), false);
+    assert.deepEqual(await hostLinks(), links);
   });
 });

@@ -2,7 +2,8 @@
  * podman as the runtime: containers on the "tendril" CNI network get their
  * addresses from the agent, ping and reach each other's TCP servers, are
  * isolated by a policy on their labels, leave no trace when removed, and
- * get connectivity back when restarted.
+ * get connectivity back when restarted; twenty started at once get
+ * distinct addresses and reach each other.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,6 +51,27 @@ describe('podman containers on the tendril CNI network', { skip: SKIP ?? false }
     const r = await fetch('client', ip);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'served by a podman container\n');
+  });
+
+  test('20 containers started in parallel get distinct addresses and reach each other', async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `par${i}`);
+    const before = (await node.client.listEndpoints()).length;
+    await Promise.all(names.map((name) => podman.must(['run', '-d', '--name', name, '--network', 'tendril', PODMAN_IMAGE, 'httpd', '-f', '-p', '8080', '-h', '/www'], 180_000)));
+    try {
+      const ips = await Promise.all(names.map(ipOf));
+      assert.equal(new Set(ips).size, names.length, `addresses: ${ips.join(' ')}`);
+      const eps = await node.client.listEndpoints();
+      for (const ip of ips) assert.ok(eps.some((e) => e.ipv4 === ip), `no endpoint for ${ip}`);
+      const get = (ip: string) => `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080 | grep -q 'served by a podman container' || echo unreachable ${ip}`;
+      // Every container reaches the first one's server, and the first reaches every other's.
+      const toFirst = await Promise.all(names.slice(1).map((name) => podman.run(['exec', name, 'sh', '-c', get(ips[0]!)], 60_000)));
+      for (const [i, r] of toFirst.entries()) assert.equal(r.code + r.stdout.trim(), '0', `${names[i + 1]} -> ${ips[0]}: ${r.stdout}${r.stderr}`);
+      const fromFirst = await podman.run(['exec', names[0]!, 'sh', '-c', ips.slice(1).map(get).join('; ')], 120_000);
+      assert.equal(fromFirst.code + fromFirst.stdout.trim(), '0', fromFirst.stdout + fromFirst.stderr);
+    } finally {
+      await podman.run(['rm', '-f', '-t', '0', ...names], 180_000);
+    }
+    assert.equal((await node.client.listEndpoints()).length, before, 'podman rm removed their endpoints');
   });
 
   test('a policy selecting containers by label is enforced', async () => {

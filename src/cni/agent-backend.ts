@@ -35,16 +35,19 @@ export function agentCniBackend(endpoints: EndpointManager): CniBackend {
       return networking(ep);
     },
     async find(key) {
+      await endpoints.settled();
       const ep = endpoints.findAttachment(key.network, key.containerId, key.ifname);
       return ep && networking(ep);
     },
     async remove(key) {
+      await endpoints.settled();
       const ep = endpoints.findAttachment(key.network, key.containerId, key.ifname);
       if (!ep) return false;
       await endpoints.delete(ep.id);
       return true;
     },
     async attachments(network) {
+      await endpoints.settled();
       return endpoints
         .list()
         .filter((ep) => ep.attachment?.network === network)

@@ -231,6 +231,14 @@ export class EndpointManager {
     return undefined;
   }
 
+  /**
+   * Waits for the adds and deletes asked for before: a runtime whose plugin
+   * died mid-ADD cleans up with DEL or GC, which must see that add's outcome.
+   */
+  settled(): Promise<void> {
+    return this.mutex.run(async () => undefined);
+  }
+
   /** The endpoint a CNI ADD made for (network, container id, ifname), if any. */
   findAttachment(network: string, containerId: string, ifname: string): Endpoint | undefined {
     for (const ep of this.endpoints.values()) {
