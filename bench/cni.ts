@@ -39,11 +39,19 @@ async function timeAddDel(topo: Topology, samples: number, call: (command: strin
   return { addMs: median(adds), delMs: median(dels) };
 }
 
-/** tendril-cni against the node's agent. */
-export function tendrilCniTimes(topo: Topology, node: Node, samples: number): Promise<CniTimes> {
+/**
+ * tendril-cni against the node's agent, run in the node netns as the runtime
+ * (and the reference) is. The node is measured settled, as a node between
+ * pod starts is: its prepared endpoints loaded (tendril status).
+ */
+export async function tendrilCniTimes(topo: Topology, node: Node, samples: number): Promise<CniTimes> {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+    const { ready, target } = (await node.client.status()).preparedEndpoints;
+    if (ready >= target) break;
+  }
   const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'bench', type: 'tendril' });
   const plugin = join(REPO, 'build', 'bin', 'tendril-cni');
-  return timeAddDel(topo, samples, (command, env) => timedCall([plugin], { ...env, CNI_COMMAND: command, TENDRIL_SOCKET: node.socket }, conf));
+  return timeAddDel(topo, samples, (command, env) => timedCall([plugin], { ...env, CNI_COMMAND: command, TENDRIL_SOCKET: node.socket }, conf, node.netnsPath));
 }
 
 /** Debian's bridge + host-local, run inside the node netns (the bridge is made there). */

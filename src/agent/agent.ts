@@ -221,6 +221,7 @@ export class Agent {
       },
       maps: listMaps(this.maps),
       endpoints: this.endpoints.count(),
+      preparedEndpoints: this.endpoints.preparedCount(),
       policy: { ...this.policy.stats(), generation: this.maps.policy.generation() },
       monitor: { eventsReceived: this.hub.received, subscribers: this.hub.subscribers },
       ...(proxy ? { proxy } : {}),
@@ -236,6 +237,7 @@ export class Agent {
     await this.endpoints.close();
     this.services.close();
     this.reader?.close();
+    this.policy.close();
     this.identities.close();
     await this.kvstore.close();
     this.lbMaps.close();

@@ -17,6 +17,8 @@ export interface AgentStatus {
   datapath: { bpffs: string; pinRoot: string; object: string; programsAttached: number };
   maps: MapSummary[];
   endpoints: number;
+  /** Endpoints made ahead for the next adds (programs loaded): ready of target. */
+  preparedEndpoints: { ready: number; target: number };
   policy: { policies: number; revision: number; identities: number; generation: number };
   monitor: { eventsReceived: number; subscribers: number };
   /** The L7 proxy; absent until a policy with HTTP rules first needs it. */

@@ -83,6 +83,8 @@ export function decodePolicyEntry(key: TndPolicyKey, value: TndPolicyEntry): Pol
 export class PolicyMaps {
   /** Endpoints with an empty inner map in place (prepare()), not installed yet. */
   private readonly prepared = new Map<number, BpfMap>();
+  /** Removals the kernel is still doing (removeLater()), by endpoint id. */
+  private readonly removing = new Map<number, Promise<unknown>>();
 
   /** `outer` is tnd_policy, `gen` tnd_policy_gen; both stay their owner's to close. */
   constructor(
@@ -112,6 +114,7 @@ export class PolicyMaps {
    * so its first install needs no swap (see the top of this file).
    */
   async prepare(endpointId: number): Promise<void> {
+    await this.removing.get(endpointId);
     const inner = this.build(endpointId, []);
     try {
       await this.outer.setInnerAsync(u32.encode(endpointId), inner);
@@ -175,6 +178,29 @@ export class PolicyMaps {
     checkEndpointId(endpointId);
     this.forgetPrepared(endpointId);
     return this.outer.delete(u32.encode(endpointId));
+  }
+
+  /**
+   * removeAsync() without waiting for it: the endpoint's policy stops being
+   * found once its device is gone, and the kernel's grace period need not
+   * hold up the caller. isRemoving() tells until it is done; settled() waits.
+   */
+  removeLater(endpointId: number): void {
+    const done = this.removeAsync(endpointId)
+      .catch((err: Error) => process.emitWarning(`removing the policy of endpoint ${endpointId} failed: ${err.message}`))
+      .finally(() => {
+        if (this.removing.get(endpointId) === done) this.removing.delete(endpointId);
+      });
+    this.removing.set(endpointId, done);
+  }
+
+  isRemoving(endpointId: number): boolean {
+    return this.removing.has(endpointId);
+  }
+
+  /** Waits for every removeLater() (before the maps are closed). */
+  async settled(): Promise<void> {
+    await Promise.all(this.removing.values());
   }
 
   /** remove() on a worker thread (a map of maps' delete waits for a grace period too). */

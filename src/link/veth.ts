@@ -106,13 +106,26 @@ export function setLinkUpWithRoute(name: string, ipv4: string, ipv6?: { address:
   netlinkRequest([setLinkUp(index, name), addRoute({ family: 4, to: ipv4, oif: index, replace: true }), ...v6]);
 }
 
+/**
+ * Deletes the link (a veth takes its peer along). Resolves once the kernel
+ * has unlisted both: from then on nothing finds or uses them. The kernel's
+ * clean-up after that (it waits for an RCU grace period, 10-20 ms here)
+ * goes on in the background; a refusal still rejects, since the link then
+ * stays listed.
+ */
 export async function deleteLink(name: string): Promise<void> {
   if (!linkExists(name)) return;
-  try {
-    await netlinkRequestAsync([deleteLinkByName(name)]);
-  } catch (err) {
+  const request = netlinkRequestAsync([deleteLinkByName(name)]).catch((err) => {
     if (linkExists(name)) throw err;
-  }
+  });
+  request.catch(() => undefined); // raced below; a late failure is the race's
+  let done = false;
+  void request.finally(() => (done = true)).catch(() => undefined);
+  const unlisted = (async () => {
+    // The unlisting comes within a millisecond or two of the request.
+    while (!done && linkExists(name)) await new Promise((resolve) => setTimeout(resolve, 1));
+  })();
+  await Promise.race([request, unlisted]);
 }
 
 /** Names of the links in the caller's network namespace. */

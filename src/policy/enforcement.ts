@@ -33,7 +33,8 @@ export interface PolicyDatapath {
   /** Swaps wait for the kernel (a grace period): one endpoint off the event loop, many in one batch. */
   installAsync(endpointId: number, entries: PolicyMapEntry[]): Promise<void>;
   installMany(policies: Array<[number, PolicyMapEntry[]]>): Promise<void>;
-  removeAsync(endpointId: number): Promise<boolean>;
+  /** Starts the removal; the kernel finishes it in the background. */
+  removeLater(endpointId: number): void;
   /** Makes every established connection be judged again on its next packet. */
   bumpGeneration(): void;
 }
@@ -93,6 +94,14 @@ export interface IdentityDescription {
 const PROTOCOLS: Record<string, number> = { tcp: PROTO_TCP, udp: PROTO_UDP, sctp: PROTO_SCTP };
 const CIDR_STATE_FILE = 'cidr-identities.json';
 
+/**
+ * How long an identity outlives its last endpoint on this node. A pod made
+ * again with the same labels (a restarted container, a rollout) finds it:
+ * no kvstore writes, and no peer's policy changes. After it, the identity is
+ * released (freed when no node holds it) and policies are regenerated.
+ */
+export const IDENTITY_LINGER_MS = 60_000;
+
 interface LocalState {
   ep: PolicyEndpoint;
   identity: number;
@@ -111,6 +120,8 @@ export class PolicyEnforcement {
   /** The table the sink last accepted, as text; undefined forces the next push. */
   private l7Sent: string | undefined;
   private l7Revision = 0;
+  /** Releases of identities whose last endpoint left, waiting out IDENTITY_LINGER_MS. */
+  private readonly lingering = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly repo: PolicyRepository,
@@ -177,11 +188,31 @@ export class PolicyEnforcement {
       if (!state) return;
       this.local.delete(endpointId);
       this.ipcache.removeOwner('endpoint', String(endpointId));
-      const [freed] = await Promise.all([this.allocator.release(state.identity), this.datapath.removeAsync(endpointId)]);
-      // Peers' maps still name the freed identity: harmless, but keep them exact.
-      if (freed) await this.regenerate();
-      else this.datapath.bumpGeneration();
+      this.datapath.removeLater(endpointId);
+      this.datapath.bumpGeneration();
+      this.releaseLater(state.identity);
     });
+  }
+
+  /** Gives up this endpoint's hold on `identity` after IDENTITY_LINGER_MS (an attach meanwhile holds it again). */
+  private releaseLater(identity: number): void {
+    const timer = setTimeout(() => {
+      this.lingering.delete(timer);
+      this.mutex
+        .run(async () => {
+          // Peers' maps still name a freed identity: harmless, but keep them exact.
+          if (await this.allocator.release(identity)) await this.regenerate();
+        })
+        .catch((err: Error) => process.emitWarning(`releasing identity ${identity} failed: ${err.message}`));
+    }, IDENTITY_LINGER_MS);
+    timer.unref();
+    this.lingering.add(timer);
+  }
+
+  /** Drops pending releases: the node's holds stay in the kvstore, and the next agent's restore releases what no endpoint claims. */
+  close(): void {
+    for (const timer of this.lingering) clearTimeout(timer);
+    this.lingering.clear();
   }
 
   /**

@@ -16,6 +16,7 @@ export async function statusCommand(client: ApiClient, argv: string[]): Promise<
     ['Datapath', `${s.datapath.programsAttached} programs attached, pinned at ${s.datapath.pinRoot}`],
     ['Maps', s.maps.map((m) => `${m.name} ${m.entries ?? '-'}/${m.maxEntries}`).join(', ')],
     ['Endpoints', s.endpoints],
+    ['Prepared endpoints', `${s.preparedEndpoints.ready} of ${s.preparedEndpoints.target} loaded`],
     ['Policy', `${s.policy.policies} policies (revision ${s.policy.revision}), ${s.policy.identities} identities, generation ${s.policy.generation}`],
     ['Monitor', `${s.monitor.eventsReceived} events received, ${s.monitor.subscribers} listening`],
   ]);
