@@ -115,15 +115,15 @@ export function setLinkUpWithRoute(name: string, ipv4: string, ipv6?: { address:
  */
 export async function deleteLink(name: string): Promise<void> {
   if (!linkExists(name)) return;
-  const request = netlinkRequestAsync([deleteLinkByName(name)]).catch((err) => {
-    if (linkExists(name)) throw err;
-  });
-  request.catch(() => undefined); // raced below; a late failure is the race's
-  let done = false;
-  void request.finally(() => (done = true)).catch(() => undefined);
+  let answered = false;
+  const request = netlinkRequestAsync([deleteLinkByName(name)])
+    .catch((err) => {
+      if (linkExists(name)) throw err;
+    })
+    .finally(() => (answered = true));
+  // The unlisting comes within a millisecond or two of the request.
   const unlisted = (async () => {
-    // The unlisting comes within a millisecond or two of the request.
-    while (!done && linkExists(name)) await new Promise((resolve) => setTimeout(resolve, 1));
+    while (!answered && linkExists(name)) await new Promise((resolve) => setTimeout(resolve, 1));
   })();
   await Promise.race([request, unlisted]);
 }
