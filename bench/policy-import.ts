@@ -97,6 +97,7 @@ export async function policyAtScale(runs: number): Promise<PolicyScaleFigures> {
     }
     await enforcement.deleteAllPolicies();
     for (let k = 1; k <= ENDPOINTS; k++) await enforcement.detach(k);
+    await enforcement.close();
     return { importMs: median(importTimes), baselineMs: median(baselineTimes), entries, rules, identities: allocator.list().length, endpoints: ENDPOINTS };
   } finally {
     allocator.close();

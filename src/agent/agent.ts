@@ -237,7 +237,7 @@ export class Agent {
     await this.endpoints.close();
     this.services.close();
     this.reader?.close();
-    this.policy.close();
+    await this.policy.close();
     this.identities.close();
     await this.kvstore.close();
     this.lbMaps.close();

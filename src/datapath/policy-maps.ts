@@ -83,8 +83,9 @@ export function decodePolicyEntry(key: TndPolicyKey, value: TndPolicyEntry): Pol
 export class PolicyMaps {
   /** Endpoints with an empty inner map in place (prepare()), not installed yet. */
   private readonly prepared = new Map<number, BpfMap>();
-  /** Removals the kernel is still doing (removeLater()), by endpoint id. */
-  private readonly removing = new Map<number, Promise<unknown>>();
+  /** Endpoints whose policy removeLater() is still removing, and the chain of those removals. */
+  private readonly removing = new Set<number>();
+  private removals: Promise<void> = Promise.resolve();
 
   /** `outer` is tnd_policy, `gen` tnd_policy_gen; both stay their owner's to close. */
   constructor(
@@ -114,7 +115,7 @@ export class PolicyMaps {
    * so its first install needs no swap (see the top of this file).
    */
   async prepare(endpointId: number): Promise<void> {
-    await this.removing.get(endpointId);
+    if (this.removing.has(endpointId)) await this.removals;
     const inner = this.build(endpointId, []);
     try {
       await this.outer.setInnerAsync(u32.encode(endpointId), inner);
@@ -183,15 +184,23 @@ export class PolicyMaps {
   /**
    * removeAsync() without waiting for it: the endpoint's policy stops being
    * found once its device is gone, and the kernel's grace period need not
-   * hold up the caller. isRemoving() tells until it is done; settled() waits.
+   * hold up the caller. Removals run one after another (each waits for the
+   * kernel on a worker thread); isRemoving() tells until one is done,
+   * settled() waits for all.
    */
   removeLater(endpointId: number): void {
-    const done = this.removeAsync(endpointId)
-      .catch((err: Error) => process.emitWarning(`removing the policy of endpoint ${endpointId} failed: ${err.message}`))
-      .finally(() => {
-        if (this.removing.get(endpointId) === done) this.removing.delete(endpointId);
-      });
-    this.removing.set(endpointId, done);
+    checkEndpointId(endpointId);
+    this.forgetPrepared(endpointId);
+    this.removing.add(endpointId);
+    this.removals = this.removals.then(async () => {
+      try {
+        await this.outer.deleteAsync(u32.encode(endpointId));
+      } catch (err) {
+        process.emitWarning(`removing the policy of endpoint ${endpointId} failed: ${(err as Error).message}`);
+      } finally {
+        this.removing.delete(endpointId);
+      }
+    });
   }
 
   isRemoving(endpointId: number): boolean {
@@ -199,8 +208,8 @@ export class PolicyMaps {
   }
 
   /** Waits for every removeLater() (before the maps are closed). */
-  async settled(): Promise<void> {
-    await Promise.all(this.removing.values());
+  settled(): Promise<void> {
+    return this.removals;
   }
 
   /** remove() on a worker thread (a map of maps' delete waits for a grace period too). */

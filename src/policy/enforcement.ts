@@ -35,6 +35,8 @@ export interface PolicyDatapath {
   installMany(policies: Array<[number, PolicyMapEntry[]]>): Promise<void>;
   /** Starts the removal; the kernel finishes it in the background. */
   removeLater(endpointId: number): void;
+  /** Waits for the removals started. */
+  settled(): Promise<void>;
   /** Makes every established connection be judged again on its next packet. */
   bumpGeneration(): void;
 }
@@ -209,10 +211,15 @@ export class PolicyEnforcement {
     this.lingering.add(timer);
   }
 
-  /** Drops pending releases: the node's holds stay in the kvstore, and the next agent's restore releases what no endpoint claims. */
-  close(): void {
+  /**
+   * Drops pending identity releases (the node's holds stay in the kvstore;
+   * the next agent's restore releases what no endpoint claims) and waits for
+   * policy removals under way, so the maps can be closed.
+   */
+  async close(): Promise<void> {
     for (const timer of this.lingering) clearTimeout(timer);
     this.lingering.clear();
+    await this.datapath.settled();
   }
 
   /**
