@@ -39,28 +39,20 @@ export class ApiServer {
 
   /** Refuses a socket another agent serves (checked before an agent touches any state, and again at listen). */
   static async assertFree(socketPath: string): Promise<void> {
-    if (existsSync(socketPath) && (await socketAnswers(socketPath))) throw new TendrilError('conflict', `another agent is serving ${socketPath}: stop it first`);
+    await assertSocketFree(socketPath, 'agent');
   }
 
   async listen(socketPath: string): Promise<void> {
-    mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-    await ApiServer.assertFree(socketPath);
-    if (existsSync(socketPath)) unlinkSync(socketPath);
     const server = createServer((req, res) => void this.dispatch(req, res));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => resolve());
-    });
-    chmodSync(socketPath, 0o600);
+    await listenOnSocket(server, socketPath, 'agent');
   }
 
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -113,6 +105,33 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new TendrilError('invalid-argument', 'request body is not valid JSON');
   }
+}
+
+/** Refuses a socket that another process (`who`) still serves. */
+async function assertSocketFree(socketPath: string, who: string): Promise<void> {
+  if (existsSync(socketPath) && (await socketAnswers(socketPath))) throw new TendrilError('conflict', `another ${who} is serving ${socketPath}: stop it first`);
+}
+
+/**
+ * Serves `server` on a Unix socket only root can use. A socket file nothing
+ * answers on (left by a killed process) is replaced; one that answers is
+ * another `who`'s, and refused.
+ */
+export async function listenOnSocket(server: Server, socketPath: string, who: string): Promise<void> {
+  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
+  await assertSocketFree(socketPath, who);
+  if (existsSync(socketPath)) unlinkSync(socketPath);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  chmodSync(socketPath, 0o600);
+}
+
+/** Stops serving, open connections included. */
+export async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
 function socketAnswers(path: string): Promise<boolean> {

@@ -5,9 +5,8 @@
  * this process keeps no state.
  */
 import { createServer, type Server } from 'node:http';
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { ApiClient } from '../api/client.js';
+import { closeServer, listenOnSocket } from '../api/server.js';
 import { PLUGIN_CONTENT_TYPE, errorAnswer } from './protocol.js';
 
 const MAX_BODY = 1 << 20;
@@ -21,9 +20,6 @@ export class PluginServer {
   ) {}
 
   async listen(socketPath: string): Promise<void> {
-    mkdirSync(dirname(socketPath), { recursive: true, mode: 0o755 });
-    // A socket file left by a killed tendril-docker: nothing answers on it.
-    if (existsSync(socketPath)) unlinkSync(socketPath);
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -47,18 +43,14 @@ export class PluginServer {
       });
     });
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, () => resolve());
-    });
-    chmodSync(socketPath, 0o600);
+    // A socket file left by a killed tendril-docker is replaced.
+    await listenOnSocket(server, socketPath, 'tendril-docker');
   }
 
   async close(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
   }
 }
