@@ -3,6 +3,8 @@
  * the kernel's verifier) takes tens of milliseconds; on the agent's event
  * loop it would hold up every request meanwhile. The worker does one load at
  * a time and answers with program descriptors (endpoint-loader-worker.ts).
+ * Loads wait here, not in the worker, so an urgent one (an add that could
+ * not use a prepared endpoint) goes before the preparations queued.
  */
 import { Worker } from 'node:worker_threads';
 import { BpfProgram } from '../bpf/index.js';
@@ -27,9 +29,14 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+interface Queued extends Waiter {
+  req: LoaderRequest;
+}
+
 export class EndpointProgramLoader implements Disposable {
   private readonly worker: Worker;
   private readonly waiting = new Map<number, Waiter>();
+  private readonly queue: Queued[] = [];
   private seq = 0;
   private failure: Error | undefined;
 
@@ -41,13 +48,12 @@ export class EndpointProgramLoader implements Disposable {
     this.worker.on('exit', (code) => this.fail(new Error(`the endpoint program loader exited (${code})`)));
   }
 
-  /** The endpoint's programs, loaded and verified, not attached. */
-  load(maps: NodeMaps, spec: EndpointDatapathSpec): Promise<LoadedEndpointPrograms> {
+  /** The endpoint's programs, loaded and verified, not attached; `urgent` ones go first. */
+  load(maps: NodeMaps, spec: EndpointDatapathSpec, options: { urgent?: boolean } = {}): Promise<LoadedEndpointPrograms> {
     if (this.failure) return Promise.reject(this.failure);
     const r = endpointLoadRequest(maps, spec);
-    const seq = ++this.seq;
     const req: LoaderRequest = {
-      seq,
+      seq: ++this.seq,
       objectPath: r.objectPath,
       config: r.config,
       valueSizes: r.valueSizes,
@@ -55,10 +61,24 @@ export class EndpointProgramLoader implements Disposable {
       programs: ENDPOINT_PROGRAMS,
     };
     return new Promise((resolve, reject) => {
-      this.waiting.set(seq, { resolve, reject });
-      this.worker.ref(); // a load under way keeps it
-      this.worker.postMessage(req);
+      const queued = { req, resolve, reject };
+      if (options.urgent) this.queue.unshift(queued);
+      else this.queue.push(queued);
+      this.next();
     });
+  }
+
+  /** Hands the worker the next load when it has none. */
+  private next(): void {
+    if (this.waiting.size > 0) return;
+    const queued = this.queue.shift();
+    if (!queued) {
+      this.worker.unref(); // an idle loader does not keep the agent alive
+      return;
+    }
+    this.waiting.set(queued.req.seq, queued);
+    this.worker.ref(); // a load under way keeps it
+    this.worker.postMessage(queued.req);
   }
 
   close(): void {
@@ -73,7 +93,7 @@ export class EndpointProgramLoader implements Disposable {
   private settle(reply: LoaderReply): void {
     const waiter = this.waiting.get(reply.seq);
     this.waiting.delete(reply.seq);
-    if (this.waiting.size === 0) this.worker.unref();
+    this.next();
     if ('error' in reply) {
       waiter?.reject(Object.assign(new Error(reply.error.message), reply.error));
       return;
@@ -86,7 +106,7 @@ export class EndpointProgramLoader implements Disposable {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    for (const w of this.waiting.values()) w.reject(err);
+    for (const w of [...this.waiting.values(), ...this.queue.splice(0)]) w.reject(err);
     this.waiting.clear();
   }
 }

@@ -327,7 +327,7 @@ export class EndpointManager {
     const labels: Labels = normalizeLabels(req.labels ?? {});
     // Programs are built for the endpoint's addresses and MAC: given ones need their own.
     const podMac = req.podMac !== undefined ? formatMac(parseMac(req.podMac)) : undefined;
-    const slot = reserved || podMac ? this.prepareSlot({ ...(reserved ? { addrs: reserved } : {}), ...(podMac ? { podMac } : {}) }) : this.takeSlot();
+    const slot = reserved || podMac ? this.prepareSlot({ ...(reserved ? { addrs: reserved } : {}), ...(podMac ? { podMac } : {}) }, true) : this.takeSlot();
     const { id } = slot;
     const ep: Endpoint = {
       id,
@@ -391,7 +391,7 @@ export class EndpointManager {
       this.slots.splice(this.slots.indexOf(stale), 1);
       void this.discard(stale);
     }
-    const slot = this.slots.shift() ?? this.prepareSlot();
+    const slot = this.slots.shift() ?? this.prepareSlot({}, true);
     // The next slot is started once this add has answered, not on its way.
     setImmediate(() => {
       try {
@@ -412,8 +412,12 @@ export class EndpointManager {
     }
   }
 
-  /** A new slot; `given` addresses (a reservation's, not the slot's own) and pod MAC are the runtime's. */
-  private prepareSlot(given: { addrs?: { ipv4: string; ipv6: string }; podMac?: string } = {}): PreparedSlot {
+  /**
+   * A new slot; `given` addresses (a reservation's, not the slot's own) and
+   * pod MAC are the runtime's. `urgent`: an add waits for it, so its load
+   * goes before the preparations queued.
+   */
+  private prepareSlot(given: { addrs?: { ipv4: string; ipv6: string }; podMac?: string } = {}, urgent = false): PreparedSlot {
     const id = this.allocateId();
     const addrs = given.addrs ?? this.ipam.allocate(String(id));
     this.nextId = id + 1 > MAX_ENDPOINT_ID ? 1 : id + 1;
@@ -427,7 +431,7 @@ export class EndpointManager {
       maglevSize: this.maps.lb().maglevSize,
     };
     const spec = { ...slot, ifindex: 0, identity: 0, routerIPv4: this.routerIPv4, routerIPv6: this.routerIPv6, traceAll: this.options.traceAll };
-    const programs = this.loader.load(this.maps, spec);
+    const programs = this.loader.load(this.maps, spec, { urgent });
     const ready = Promise.all([programs, this.maps.policy.prepare(id)]).then(([p]) => p);
     ready.catch(() => {
       // The add that takes this slot reports the failure; an untaken one only has to let go.
