@@ -166,5 +166,8 @@ describe('bad input to the agent and the CLI', () => {
     assertOneLine(r.stderr, /another agent is serving .*: stop it first/);
     r = await sh([process.execPath, AGENT_BIN, '--pod-cidr']);
     assert.equal(r.code, 2);
+    r = await sh([process.execPath, AGENT_BIN, '--identity-linger', 'soon']);
+    assert.equal(r.code, 2);
+    assertOneLine(r.stderr, /--identity-linger "soon" is not a number of seconds/);
   });
 });

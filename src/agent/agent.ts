@@ -56,6 +56,8 @@ export interface AgentOptions {
   lbInterfaces?: string[];
   /** No socket load balancer: pods' service traffic takes the per-packet path of the endpoint programs. */
   noSocketLb?: boolean;
+  /** Seconds an identity outlives its last endpoint on this node (default IDENTITY_LINGER_MS). */
+  identityLingerSec?: number;
 }
 
 const DEFAULT_PROXY_PORT = 15080;
@@ -110,7 +112,9 @@ export class Agent {
     enableForwarding();
     const kvstore = await MemoryKvstore.open(options.stateDir);
     const identities = await IdentityAllocator.open(kvstore, options.node);
-    const policy = new PolicyEnforcement(new PolicyRepository(options.stateDir), identities, new Ipcache(maps.ipcache), maps.policy, options.stateDir);
+    const policy = new PolicyEnforcement(new PolicyRepository(options.stateDir), identities, new Ipcache(maps.ipcache), maps.policy, options.stateDir, {
+      ...(options.identityLingerSec !== undefined ? { identityLingerMs: options.identityLingerSec * 1000 } : {}),
+    });
     const pods = new PodNamespaces(lbMaps);
     const services = new ServiceManager(lbMaps, { stateDir: options.stateDir, podCidrs: [options.podCidr4, options.podCidr6] });
     const hooks = {

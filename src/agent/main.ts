@@ -13,7 +13,8 @@ const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PA
                      [--proxy-port 15080] [--proxy-workers N (default: one per two cores)]
                      [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]
                      [--lb-interface DEV ... (XDP load balancing of NodePort/ExternalIP on DEV; repeatable)]
-                     [--no-socket-lb (pods reach services per packet, not at connect())]`;
+                     [--no-socket-lb (pods reach services per packet, not at connect())]
+                     [--identity-linger 60 (seconds an identity outlives its last endpoint)]`;
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`tendril-agent: ${message}\n`);
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
         'lb-cgroup': { type: 'string' },
         'lb-interface': { type: 'string', multiple: true },
         'no-socket-lb': { type: 'boolean', default: false },
+        'identity-linger': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -59,6 +61,8 @@ async function main(): Promise<void> {
     fail(`--proxy-workers "${values['proxy-workers']}" is not a number of workers (1-64)`, 2);
   const maglevSize = values['maglev-size'] === undefined ? undefined : Number(values['maglev-size']);
   if (maglevSize !== undefined && !/^\d+$/.test(values['maglev-size']!)) fail(`--maglev-size "${values['maglev-size']}" is not a number`, 2);
+  const linger = values['identity-linger'];
+  if (linger !== undefined && !(/^\d+$/.test(linger) && Number(linger) <= 86_400)) fail(`--identity-linger "${linger}" is not a number of seconds (0-86400)`, 2);
   const lbInterfaces = values['lb-interface'] ?? [];
   for (const dev of lbInterfaces) if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(dev)) fail(`--lb-interface "${dev}" is not a network device name`, 2);
   if (new Set(lbInterfaces).size !== lbInterfaces.length) fail(`--lb-interface names a device twice: ${lbInterfaces.join(', ')}`, 2);
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
       ...(values['lb-cgroup'] !== undefined ? { lbCgroup: values['lb-cgroup'] } : {}),
       lbInterfaces,
       ...(values['no-socket-lb'] ? { noSocketLb: true } : {}),
+      ...(linger !== undefined ? { identityLingerSec: Number(linger) } : {}),
     },
     log,
   );

@@ -264,6 +264,8 @@ export class EndpointManager {
         this.ipam.release(String(id));
         this.save();
       });
+      // Its address may be what a full range lacked for the pool.
+      this.refillSoon();
       return ep;
     });
   }
@@ -392,7 +394,12 @@ export class EndpointManager {
       void this.discard(stale);
     }
     const slot = this.slots.shift() ?? this.prepareSlot({}, true);
-    // The next slot is started once this add has answered, not on its way.
+    this.refillSoon();
+    return slot;
+  }
+
+  /** Prepares endpoints up to the pool's size once the current request has answered, not on its way. */
+  private refillSoon(): void {
     setImmediate(() => {
       try {
         this.refill();
@@ -400,7 +407,6 @@ export class EndpointManager {
         process.emitWarning(`preparing endpoints failed: ${(err as Error).message}`);
       }
     });
-    return slot;
   }
 
   /** Best effort: with the range (or the ids) nearly used up, adds prepare their own endpoint. */

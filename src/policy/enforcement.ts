@@ -122,7 +122,7 @@ export class PolicyEnforcement {
   /** The table the sink last accepted, as text; undefined forces the next push. */
   private l7Sent: string | undefined;
   private l7Revision = 0;
-  /** Releases of identities whose last endpoint left, waiting out IDENTITY_LINGER_MS. */
+  /** Releases of identities whose last endpoint left, waiting out the linger time. */
   private readonly lingering = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -131,6 +131,7 @@ export class PolicyEnforcement {
     private readonly ipcache: Ipcache,
     private readonly datapath: PolicyDatapath,
     stateDir: string,
+    private readonly options: { identityLingerMs?: number } = {},
   ) {
     this.cidrFile = new StateFile(stateDir, CIDR_STATE_FILE);
     this.cidrs = new CidrIdentities(this.cidrFile.read()?.prefixes ?? []);
@@ -196,7 +197,7 @@ export class PolicyEnforcement {
     });
   }
 
-  /** Gives up this endpoint's hold on `identity` after IDENTITY_LINGER_MS (an attach meanwhile holds it again). */
+  /** Gives up this endpoint's hold on `identity` after the linger time (an attach meanwhile holds it again). */
   private releaseLater(identity: number): void {
     const timer = setTimeout(() => {
       this.lingering.delete(timer);
@@ -206,7 +207,7 @@ export class PolicyEnforcement {
           if (await this.allocator.release(identity)) await this.regenerate();
         })
         .catch((err: Error) => process.emitWarning(`releasing identity ${identity} failed: ${err.message}`));
-    }, IDENTITY_LINGER_MS);
+    }, this.options.identityLingerMs ?? IDENTITY_LINGER_MS);
     timer.unref();
     this.lingering.add(timer);
   }
