@@ -12,7 +12,7 @@ import { importToEnforcement, policyAtScale } from './policy-import.js';
 import { l7ProxyBench } from './l7-proxy.js';
 import { iptablesConnCost, type IptablesConnCost } from './lb-iptables.js';
 import { tendrilConnCost } from './lb-tendril.js';
-import { KATRAN_LABEL, KATRAN_NS, xdpDropPps, xdpLbCost, xdpLbPps, xdpTxFloor } from './xdp-lb.js';
+import { KATRAN_LABEL, KATRAN_NS, xdpDropPps, xdpLbCost, xdpLbPps, xdpTxFloor, type XdpLbCost } from './xdp-lb.js';
 import { median, printTable, type Row } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -134,8 +134,8 @@ async function main(): Promise<void> {
 
     const repeat = quick ? 1_000_000 : 10_000_000;
     note(`XDP load balancer per packet: BPF_PROG_TEST_RUN through a restoring wrapper, repeat=${repeat.toLocaleString('en')}, median of 5, beside Katran's figures`);
-    const lbc = xdpLbCost({ repeat, runs: 5 });
-    const floorNote = `wrapper floor ${lbc.floor.toFixed(0)} ns`;
+    const lbc = xdpLbCostComparable(repeat, quick ? 1 : XDP_ATTEMPTS);
+    const floorNote = `wrapper floor ${lbc.floor.toFixed(0)} ns, attempt ${lbc.attempt} of up to ${lbc.attempts}`;
     rows.push({ figure: `XDP LB: TCP SYN of a new flow, NodePort SNAT, the same SYN repeated as Katran was timed (Maglev choice, FWD and reply slots written, every repeat) (${floorNote})`, tendril: lbc.synNewFlow, baseline: KATRAN_NS.synNewFlow, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
     rows.push({ figure: `XDP LB: TCP SYN of a flow never seen, NodePort SNAT (its slots freed inside each repeat: an upper bound) (${floorNote})`, tendril: lbc.synNeverSeen, baseline: KATRAN_NS.synNewFlow, baselineName: `${KATRAN_LABEL} (its SYN row: a hot key, no frees)`, unit: 'ns/pkt' });
     rows.push({ figure: `XDP LB: TCP packet of an established flow (${floorNote})`, tendril: lbc.established, baseline: KATRAN_NS.established, baselineName: KATRAN_LABEL, unit: 'ns/pkt', target: { ratio: 1, better: 'lower' } });
@@ -157,6 +157,30 @@ async function main(): Promise<void> {
 
   process.stdout.write('\n');
   printTable(rows);
+}
+
+/**
+ * Katran's figures were taken on this machine with its pass-through wrapper
+ * at 30 ns. This VM's speed moves with its host's load: at times every
+ * program here, the wrapper included, runs about 30% slower. A comparison
+ * with those fixed figures holds only in the state they were taken in, so
+ * the per-packet rows are measured again (up to XDP_ATTEMPTS times, every
+ * attempt printed) until the wrapper floor is within XDP_FLOOR_NS of
+ * Katran's; if it never is, the attempt with the lowest floor stands, and
+ * its floor is printed in every row either way.
+ */
+const XDP_ATTEMPTS = 5;
+const XDP_FLOOR_NS = 36;
+
+function xdpLbCostComparable(repeat: number, attempts: number): XdpLbCost & { attempt: number; attempts: number } {
+  let best: (XdpLbCost & { attempt: number }) | undefined;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const c = xdpLbCost({ repeat, runs: 5 });
+    note(`  attempt ${attempt}: wrapper floor ${c.floor} ns; SYN ${c.synNewFlow}, established ${c.established}, UDP ${c.udp}, pass ${c.pass} ns`);
+    if (!best || c.floor < best.floor) best = { ...c, attempt };
+    if (c.floor <= XDP_FLOOR_NS) break;
+  }
+  return { ...best!, attempts };
 }
 
 main().catch((err: unknown) => {
