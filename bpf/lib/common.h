@@ -396,9 +396,10 @@ struct tnd_lb_backend {
 };
 
 /*
- * tnd_lb_maglev: __u32 table id -> __u32 backend_ids[M], M set by the agent
- * (the map's value size, and CONFIG.maglev_size of the programs that read
- * it). A slot of 0 is "no backend". No struct: M is not a compile-time size.
+ * tnd_lb_maglev: __u32 table id -> a map whose one value is __u32
+ * backend_ids[M], M set by the agent (the inner maps' value size, and
+ * CONFIG.maglev_size of the programs that read it). A slot of 0 is "no
+ * backend". No struct: M is not a compile-time size.
  */
 
 /* Client-IP affinity (LRU): a client's last backend per service. */
@@ -564,7 +565,7 @@ struct tnd_lb_node_addr_key {
 
 /* Load-time configuration of sock.o. */
 struct tnd_sock_config {
-	__u32 maglev_size;        /* M: a prime, the value size of tnd_lb_maglev / 4 */
+	__u32 maglev_size;        /* M: a prime, the value size of tnd_lb_maglev's tables / 4 */
 	__u32 pad;
 };
 
@@ -596,7 +597,7 @@ struct tnd_lxc_config {
  * ExternalIP frontends on the node's external interfaces.
  */
 struct tnd_xdp_config {
-	__u32 maglev_size;        /* M: a prime, the value size of tnd_lb_maglev / 4 */
+	__u32 maglev_size;        /* M: a prime, the value size of tnd_lb_maglev's tables / 4 */
 	__u32 pad;
 };
 

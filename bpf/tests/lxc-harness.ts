@@ -14,7 +14,7 @@
  * policy selects.
  */
 import assert from 'node:assert/strict';
-import { BpfObject, RingBufferReader, bpfObjectPath } from '../../src/bpf/index.js';
+import { BpfMap, BpfObject, MapType, RingBufferReader, bpfObjectPath } from '../../src/bpf/index.js';
 import {
   TndEndpointInfo,
   TndEndpointKey,
@@ -135,7 +135,7 @@ export class Datapath implements Disposable {
     this.maglevSize = o.maglevSize ?? LB_M;
     this.obj = BpfObject.open(LXC, {
       constants: { CONFIG: lxcConfig(POD, o.flags ?? ALL, this.maglevSize) },
-      valueSizes: { tnd_lb_maglev: this.maglevSize * 4 },
+      innerValueSizes: { tnd_lb_maglev: this.maglevSize * 4 },
     });
     try {
       this.obj.load();
@@ -178,7 +178,7 @@ export class Datapath implements Disposable {
       const reuseMaps = Object.fromEntries([...NODE_MAPS, ...LXC_LB_MAPS].map((n) => [n, this.obj.map(n)]));
       const peer = BpfObject.open(LXC, {
         constants: { CONFIG: lxcConfig(PEER, ALL, this.maglevSize) },
-        valueSizes: { tnd_lb_maglev: this.maglevSize * 4 },
+        innerValueSizes: { tnd_lb_maglev: this.maglevSize * 4 },
         reuseMaps,
       });
       try {
@@ -322,7 +322,9 @@ export class LbTables {
   maglev(id: number, ids: number[]): void {
     const v = Buffer.alloc(this.maglevSize * 4);
     for (let i = 0; i < this.maglevSize; i++) v.writeUInt32LE(ids[i % ids.length]!, i * 4);
-    this.obj.map('tnd_lb_maglev').update(u32key(id), v);
+    using table = BpfMap.create({ type: MapType.ARRAY, name: 'test_table', keySize: 4, valueSize: v.length, maxEntries: 1 });
+    table.update(u32key(0), v);
+    this.obj.map('tnd_lb_maglev').setInner(u32key(id), table);
   }
 
   /** Connections counted for a backend, summed over CPUs. */

@@ -39,6 +39,7 @@ export const bpf = {
   mapInitialValue: f('void *bpf_map__initial_value(void *map, _Out_ size_t *psize)'),
   mapIsInternal: f('bool bpf_map__is_internal(void *map)'),
   mapSetValueSize: f('int bpf_map__set_value_size(void *map, uint32_t size)'),
+  mapInnerMap: f('void *bpf_map__inner_map(void *map)'),
 
   btfFindByNameKind: f('int btf__find_by_name_kind(void *btf, const char *name, uint32_t kind)'),
   btfTypeById: f('void *btf__type_by_id(void *btf, uint32_t id)'),

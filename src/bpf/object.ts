@@ -25,6 +25,8 @@ export interface BpfObjectOptions {
    * with value_size, no BTF type), set before the maps are created.
    */
   valueSizes?: Record<string, number>;
+  /** The same for the inner map (the template of its values) of a map of maps, by the outer map's name. */
+  innerValueSizes?: Record<string, number>;
 }
 
 const OPEN_OPTS_SIZE = 80; // sizeof(struct bpf_object_open_opts) in libbpf 1.1
@@ -87,6 +89,12 @@ export class BpfObject {
     for (const [name, size] of Object.entries(o.valueSizes ?? {})) {
       const ret = bpf.mapSetValueSize(this.mapHandle(name), size) as number;
       if (ret < 0) throw new BpfError(`Cannot set the value size of map "${name}" in ${this.file} to ${size} bytes`, -ret);
+    }
+    for (const [name, size] of Object.entries(o.innerValueSizes ?? {})) {
+      const inner = bpf.mapInnerMap(this.mapHandle(name)) as Handle | null;
+      if (!inner) throw new BpfError(`Map "${name}" in ${this.file} is not a map of maps with an inner map`, EINVAL);
+      const ret = bpf.mapSetValueSize(inner, size) as number;
+      if (ret < 0) throw new BpfError(`Cannot set the value size of the inner map of "${name}" in ${this.file} to ${size} bytes`, -ret);
     }
     if (o.pinMaps) {
       mkdirSync(o.pinMaps.dir, { recursive: true });

@@ -82,6 +82,8 @@ export interface LbDatapath {
   deleteBackend(id: number): void;
   /** `table` has maglevSize backend ids. */
   setMaglev(id: number, table: Uint32Array): void;
+  /** setMaglev() for many tables at once, where the datapath does that faster (a restore writes them all). */
+  setMaglevBatch?(tables: Array<[number, Uint32Array]>): Promise<void>;
   deleteMaglev(id: number): void;
   setFrontend(f: FrontendEntry): void;
   deleteFrontend(frontend: Frontend, scope: FrontendScope): void;

@@ -14,7 +14,7 @@ parentPort!.on('message', (req: LoaderRequest) => {
   let reply: LoaderReply;
   try {
     const reuseMaps = Object.fromEntries(Object.entries(req.reuseFds).map(([name, fd]) => [name, new BpfMap(fd, false, name)]));
-    const obj = BpfObject.open(req.objectPath, { constants: { CONFIG: Buffer.from(req.config) }, valueSizes: req.valueSizes, reuseMaps });
+    const obj = BpfObject.open(req.objectPath, { constants: { CONFIG: Buffer.from(req.config) }, innerValueSizes: req.innerValueSizes, reuseMaps });
     try {
       obj.load();
       reply = { seq: req.seq, fds: Object.fromEntries(req.programs.map((name) => [name, dupFd(obj.program(name).fd)])) };

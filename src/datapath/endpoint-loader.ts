@@ -15,7 +15,7 @@ export interface LoaderRequest {
   seq: number;
   objectPath: string;
   config: Uint8Array;
-  valueSizes: Record<string, number>;
+  innerValueSizes: Record<string, number>;
   reuseFds: Record<string, number>;
   programs: readonly string[];
 }
@@ -56,7 +56,7 @@ export class EndpointProgramLoader implements Disposable {
       seq: ++this.seq,
       objectPath: r.objectPath,
       config: r.config,
-      valueSizes: r.valueSizes,
+      innerValueSizes: r.innerValueSizes,
       reuseFds: Object.fromEntries(Object.entries(r.reuseMaps).map(([name, map]) => [name, map.fd])),
       programs: ENDPOINT_PROGRAMS,
     };

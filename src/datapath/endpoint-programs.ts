@@ -4,6 +4,8 @@
  * egress: to the pod). The filters belong to the device, so the programs
  * outlive the agent and go away with the device.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { BpfObject, attachTc, bpfObjectPath, queryTc, type BpfProgram } from '../bpf/index.js';
 import { TndLxcConfig, TndLxcFlags } from '../bpf/generated/wire.js';
 import { parseIP, parseMac } from '../common/ip.js';
@@ -26,6 +28,19 @@ const DIRECTIONS = [
   ['ingress', 'from_container'],
   ['egress', 'to_container'],
 ] as const;
+
+let datapathVersion: string | undefined;
+
+/**
+ * The endpoint datapath's version: a hash of lxc.o. A restore keeps an
+ * endpoint's attached programs only when they were built from the same
+ * object; after an upgrade they are replaced in place, so new datapath code
+ * (and a new layout of the node's maps) reaches every endpoint.
+ */
+export function endpointDatapathVersion(): string {
+  datapathVersion ??= createHash('sha256').update(readFileSync(bpfObjectPath('lxc.o'))).digest('hex').slice(0, 16);
+  return datapathVersion;
+}
 
 /** maglevSize: M of the node's Maglev map (NodeMaps.lb()). */
 export function endpointConfig(spec: EndpointDatapathSpec, maglevSize = 0): TndLxcConfig {
@@ -79,7 +94,7 @@ export function endpointLoadRequest(maps: NodeMaps, spec: EndpointDatapathSpec) 
   return {
     objectPath: bpfObjectPath('lxc.o'),
     config: TndLxcConfig.encode(endpointConfig(spec, lb.maglevSize)),
-    valueSizes: { tnd_lb_maglev: lb.maglevSize * 4 },
+    innerValueSizes: { tnd_lb_maglev: lb.maglevSize * 4 },
     reuseMaps: {
       ...Object.fromEntries(NODE_MAPS.map((name) => [name, maps.raw.get(name)!])),
       ...Object.fromEntries(LXC_LB_MAPS.map((name) => [name, lb.raw.get(name)!])),
@@ -90,7 +105,7 @@ export function endpointLoadRequest(maps: NodeMaps, spec: EndpointDatapathSpec) 
 /** Loads lxc.o specialised for one endpoint on this thread (EndpointProgramLoader does it off the event loop). */
 export function loadEndpointPrograms(maps: NodeMaps, spec: EndpointDatapathSpec): LoadedEndpointPrograms {
   const r = endpointLoadRequest(maps, spec);
-  const obj = BpfObject.open(r.objectPath, { constants: { CONFIG: r.config }, valueSizes: r.valueSizes, reuseMaps: r.reuseMaps });
+  const obj = BpfObject.open(r.objectPath, { constants: { CONFIG: r.config }, innerValueSizes: r.innerValueSizes, reuseMaps: r.reuseMaps });
   try {
     obj.load();
   } catch (err) {

@@ -6,17 +6,19 @@
  * The maps are created by a throw-away load of sock.o (no program loaded)
  * and pinned under the node's map directory, then reused from the pins,
  * also by a restarted agent; NodeMaps (lxc.o's maps) is not involved. The
- * Maglev map's value is M backend ids: M is fixed when the map is created
- * (its value size) and read back from the pin afterwards, so every program
- * of the node agrees with it.
+ * Maglev map is an array of maps: each table is an inner map whose one
+ * value is M backend ids. M is fixed when the map is created (the inner
+ * maps' value size) and recorded by an empty table at id 0, which no
+ * service uses; it is read back from there afterwards, so every program of
+ * the node agrees with it.
  */
 import { htons, keyAddress } from '../common/wire-values.js';
 import { isPrime } from '../common/maglev.js';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, unlinkSync } from 'node:fs';
 import { invalid } from '../common/errors.js';
 import { formatIP, parseIP, type Family } from '../common/ip.js';
 import type { BackendEntry, Frontend, FrontendEntry, FrontendScope, LbDatapath, LbProtocol } from '../common/lb.js';
-import { BpfError, BpfMap, BpfObject, TypedMap, bpfObjectPath, u32, u64 } from '../bpf/index.js';
+import { BpfError, BpfMap, BpfObject, MapType, TypedMap, bpfObjectPath, u32, u64 } from '../bpf/index.js';
 import {
   TndFamily,
   TndLbBackend,
@@ -198,8 +200,7 @@ export class LbMaps implements LbDatapath, Disposable {
     readonly paths: PinPaths,
     readonly raw: ReadonlyMap<LbMapName, BpfMap>,
   ) {
-    const maglev = raw.get('tnd_lb_maglev')!;
-    this.maglevSize = maglev.valueSize / 4;
+    this.maglevSize = recordMaglevSize(raw.get('tnd_lb_maglev')!, undefined);
     this.services = new TypedMap(raw.get('tnd_lb_services')!, TndLbServiceKey, TndLbService);
     this.backends = new TypedMap(raw.get('tnd_lb_backends')!, u32, TndLbBackend);
     this.revnat = new TypedMap(raw.get('tnd_lb_revnat')!, TndLbRevnatKey, TndLbFrontend);
@@ -213,7 +214,7 @@ export class LbMaps implements LbDatapath, Disposable {
    */
   static open(paths: PinPaths, options: LbMapsOptions = {}): LbMaps {
     mkdirSync(paths.maps, { recursive: true });
-    const pinned = pinnedMaglevSize(paths);
+    const pinned = adoptMaglevPin(paths);
     if (pinned !== undefined && options.maglevSize !== undefined && options.maglevSize !== pinned)
       throw invalid(
         `the node's Maglev tables have ${pinned} slots (pinned at ${paths.maps}/tnd_lb_maglev), not ${options.maglevSize}: keep ${pinned}, or remove the node's LB pins to start over`,
@@ -222,7 +223,7 @@ export class LbMaps implements LbDatapath, Disposable {
     // Maps only: no program needs verifying to create them.
     const obj = BpfObject.open(bpfObjectPath('sock.o'), {
       constants: { CONFIG: TndSockConfig.encode({ maglevSize: m }) },
-      valueSizes: { tnd_lb_maglev: m * 4 },
+      innerValueSizes: { tnd_lb_maglev: m * 4 },
       pinMaps: { dir: paths.maps, names: [...LB_MAPS] },
       autoload: Object.fromEntries(SOCK_PROGRAMS.map((p) => [p, false])),
     });
@@ -234,6 +235,7 @@ export class LbMaps implements LbDatapath, Disposable {
     const raw = new Map<LbMapName, BpfMap>();
     try {
       for (const name of LB_MAPS) raw.set(name, BpfMap.openPinned(`${paths.maps}/${name}`));
+      recordMaglevSize(raw.get('tnd_lb_maglev')!, m);
     } catch (err) {
       for (const map of raw.values()) map.close();
       throw err;
@@ -258,9 +260,33 @@ export class LbMaps implements LbDatapath, Disposable {
     this.raw.get('tnd_lb_backend_conns')!.delete(u32.encode(id));
   }
 
+  /**
+   * Builds the table in a new inner map and swaps it in whole. Blocks for
+   * an RCU grace period in the kernel (about 10 ms), as every write of a
+   * map of maps does; setMaglevBatch() pays one for many tables.
+   */
   setMaglev(id: number, table: Uint32Array): void {
     checkId(id, 'Maglev table id');
-    this.raw.get('tnd_lb_maglev')!.update(u32.encode(id), maglevValue(table, this.maglevSize));
+    const inner = newMaglevTable(maglevValue(table, this.maglevSize));
+    try {
+      this.raw.get('tnd_lb_maglev')!.setInner(u32.encode(id), inner);
+    } finally {
+      inner.close(); // the outer map holds it now; a replaced one goes with its last reader
+    }
+  }
+
+  /** setMaglev() for many tables, with one grace period for all (a restore writes every table). */
+  async setMaglevBatch(tables: Array<[number, Uint32Array]>): Promise<void> {
+    const pairs: Array<[Buffer, BpfMap]> = [];
+    try {
+      for (const [id, table] of tables) {
+        checkId(id, 'Maglev table id');
+        pairs.push([u32.encode(id), newMaglevTable(maglevValue(table, this.maglevSize))]);
+      }
+      await this.raw.get('tnd_lb_maglev')!.setInnerBatchAsync(pairs);
+    } finally {
+      for (const [, inner] of pairs) inner.close();
+    }
   }
 
   deleteMaglev(id: number): void {
@@ -270,11 +296,8 @@ export class LbMaps implements LbDatapath, Disposable {
 
   /** The Maglev table `id` as written, or undefined. */
   maglev(id: number): Uint32Array | undefined {
-    const v = this.raw.get('tnd_lb_maglev')!.lookup(u32.encode(id));
-    if (!v) return undefined;
-    const out = new Uint32Array(this.maglevSize);
-    for (let i = 0; i < out.length; i++) out[i] = v.readUInt32LE(i * 4);
-    return out;
+    checkId(id, 'Maglev table id');
+    return readMaglevTable(this.raw.get('tnd_lb_maglev')!, id);
   }
 
   setFrontend(f: FrontendEntry): void {
@@ -445,17 +468,73 @@ export class LbMaps implements LbDatapath, Disposable {
   }
 }
 
-/** M of the node's pinned Maglev map, or undefined when none is pinned. */
-function pinnedMaglevSize(paths: PinPaths): number | undefined {
+/** A new inner map of tnd_lb_maglev holding one table (value: maglevValue()). */
+function newMaglevTable(value: Buffer): BpfMap {
+  const inner = BpfMap.create({ type: MapType.ARRAY, name: 'tnd_lb_mg_table', keySize: 4, valueSize: value.length, maxEntries: 1 });
+  try {
+    inner.update(u32.encode(0), value);
+  } catch (err) {
+    inner.close();
+    throw err;
+  }
+  return inner;
+}
+
+function readMaglevTable(outer: BpfMap, id: number): Uint32Array | undefined {
+  const inner = outer.openInner(u32.encode(id));
+  if (!inner) return undefined;
+  try {
+    const v = inner.lookup(u32.encode(0))!;
+    const out = new Uint32Array(v.length / 4);
+    for (let i = 0; i < out.length; i++) out[i] = v.readUInt32LE(i * 4);
+    return out;
+  } finally {
+    inner.close();
+  }
+}
+
+/** The id whose table records M: no service has it (table ids start at 1). */
+const MAGLEV_SIZE_RECORD = 0;
+
+/**
+ * M as the node's Maglev map records it (its table at id 0); when nothing
+ * is recorded yet, records `m` (an empty table of m slots) and returns it.
+ */
+export function recordMaglevSize(outer: BpfMap, m: number | undefined): number {
+  const recorded = readMaglevTable(outer, MAGLEV_SIZE_RECORD);
+  if (recorded) return recorded.length;
+  if (m === undefined) throw invalid(`the node's Maglev map (${outer.name}) records no table size at id ${MAGLEV_SIZE_RECORD}`);
+  const inner = newMaglevTable(Buffer.alloc(m * 4));
+  try {
+    outer.setInner(u32.encode(MAGLEV_SIZE_RECORD), inner);
+  } finally {
+    inner.close();
+  }
+  return m;
+}
+
+/**
+ * M of the node's pinned Maglev map, or undefined when none is pinned (or
+ * it records none yet). The pin of an earlier layout (a hash map with the
+ * tables as values) is removed so that the current one can be made: its M
+ * is kept, the programs that still use it keep it until they are replaced,
+ * and the agent's restore writes every table into the new map.
+ */
+export function adoptMaglevPin(paths: PinPaths): number | undefined {
+  const path = `${paths.maps}/tnd_lb_maglev`;
   let map: BpfMap;
   try {
-    map = BpfMap.openPinned(`${paths.maps}/tnd_lb_maglev`);
+    map = BpfMap.openPinned(path);
   } catch (err) {
     if (err instanceof BpfError && err.code === 'ENOENT') return undefined;
     throw err;
   }
   try {
-    return map.valueSize / 4;
+    if (map.type !== MapType.ARRAY_OF_MAPS) {
+      unlinkSync(path);
+      return map.valueSize / 4;
+    }
+    return readMaglevTable(map, MAGLEV_SIZE_RECORD)?.length;
   } finally {
     map.close();
   }

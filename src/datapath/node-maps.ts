@@ -11,7 +11,7 @@
  * 16381, LbMaps' default too), never with a size LbMaps would not agree to.
  */
 import { mkdirSync } from 'node:fs';
-import { BpfError, BpfMap, BpfObject, TypedMap, bpfObjectPath } from '../bpf/index.js';
+import { BpfMap, BpfObject, TypedMap, bpfObjectPath } from '../bpf/index.js';
 import {
   TndCtEntry,
   TndCtKey,
@@ -23,7 +23,7 @@ import { PinPaths } from './paths.js';
 import { IpcacheMap } from './ipcache-map.js';
 import { PolicyMaps } from './policy-maps.js';
 import { PROXY_FLOWS_MAP, ProxyConfigMap, ProxyFlowMap } from './proxy-maps.js';
-import { LB_CORE_MAPS, MAGLEV_SIZE_DEFAULT, checkMaglevSize } from './lb-maps.js';
+import { LB_CORE_MAPS, MAGLEV_SIZE_DEFAULT, adoptMaglevPin, checkMaglevSize, recordMaglevSize } from './lb-maps.js';
 
 /** Maps shared by all endpoints of a node, by their names in lxc.o. */
 export const NODE_MAPS = [
@@ -111,10 +111,10 @@ export class NodeMaps implements Disposable {
    */
   lb(): EndpointLbMaps {
     if (this.lbMaps) return this.lbMaps;
-    const m = pinnedValueSize(`${this.paths.maps}/tnd_lb_maglev`) / 4 || this.maglevSize;
+    const m = adoptMaglevPin(this.paths) ?? this.maglevSize;
     const obj = BpfObject.open(bpfObjectPath('lxc.o'), {
       constants: { CONFIG: TndLxcConfig.encode({ ...defaultConfig(), maglevSize: m }) },
-      valueSizes: { tnd_lb_maglev: m * 4 },
+      innerValueSizes: { tnd_lb_maglev: m * 4 },
       pinMaps: { dir: this.paths.maps, names: [...LXC_LB_MAPS] },
       autoload: { from_container: false, to_container: false },
     });
@@ -126,11 +126,11 @@ export class NodeMaps implements Disposable {
     const raw = new Map<LxcLbMapName, BpfMap>();
     try {
       for (const name of LXC_LB_MAPS) raw.set(name, BpfMap.openPinned(`${this.paths.maps}/${name}`));
+      this.lbMaps = { maglevSize: recordMaglevSize(raw.get('tnd_lb_maglev')!, m), raw };
     } catch (err) {
       for (const map of raw.values()) map.close();
       throw err;
     }
-    this.lbMaps = { maglevSize: raw.get('tnd_lb_maglev')!.valueSize / 4, raw };
     return this.lbMaps;
   }
 
@@ -162,20 +162,4 @@ export function defaultConfig(): TndLxcConfig {
     routerIp6: Buffer.alloc(16),
     maglevSize: 0,
   };
-}
-
-/** The value size of a pinned map, or 0 when nothing is pinned there. */
-function pinnedValueSize(path: string): number {
-  let map: BpfMap;
-  try {
-    map = BpfMap.openPinned(path);
-  } catch (err) {
-    if (err instanceof BpfError && err.code === 'ENOENT') return 0;
-    throw err;
-  }
-  try {
-    return map.valueSize;
-  } finally {
-    map.close();
-  }
 }

@@ -26,6 +26,8 @@ export interface Endpoint {
   reservation?: string;
   /** Carries nothing until EndpointManager.unhold (host side down, no endpoints-map entry). */
   held?: boolean;
+  /** endpointDatapathVersion() of the programs attached (absent in older state files: replaced at the next restore). */
+  datapath?: string;
   createdAt: string;
 }
 

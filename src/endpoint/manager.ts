@@ -19,7 +19,7 @@ import { Mutex } from '../common/mutex.js';
 import { TndEndpointFlags, type TndEndpointKey } from '../bpf/generated/wire.js';
 import { ifNameToIndex } from '../sys/index.js';
 import { NodeMaps } from '../datapath/node-maps.js';
-import { attachEndpointPrograms, endpointProgramsAttached, loadAndAttachEndpointPrograms, type LoadedEndpointPrograms } from '../datapath/endpoint-programs.js';
+import { attachEndpointPrograms, endpointDatapathVersion, endpointProgramsAttached, loadAndAttachEndpointPrograms, type LoadedEndpointPrograms } from '../datapath/endpoint-programs.js';
 import { EndpointProgramLoader } from '../datapath/endpoint-loader.js';
 import { addressPod, createVeth, deleteLink, linkExists, listLinks, netnsInode, setLinkUpWithRoute } from '../link/veth.js';
 import { Ipam, type IpamState, type PodRanges } from '../ipam/ipam.js';
@@ -292,10 +292,12 @@ export class EndpointManager {
           continue;
         }
         ep.identity = await this.hooks.attach(ep);
-        if (endpointProgramsAttached(ep.ifindex)) {
+        if (endpointProgramsAttached(ep.ifindex) && ep.datapath === endpointDatapathVersion()) {
           report.adopted++;
         } else {
+          // Missing, or built by another version: replaced in place (no packet meets no program).
           loadAndAttachEndpointPrograms(this.maps, this.datapathSpec(ep));
+          ep.datapath = endpointDatapathVersion();
           report.reattached++;
         }
         this.writeMapEntries(ep); // idempotent: the same values again
@@ -362,6 +364,7 @@ export class EndpointManager {
       // Identity and policy before the first packet: the datapath is default-deny.
       ep.identity = await this.hooks.attach(ep);
       attachEndpointPrograms(ep.ifindex, programs);
+      ep.datapath = endpointDatapathVersion();
       this.writeMapEntries(ep);
       // The host side comes up last, so the pod's first packet finds programs and map entries in place.
       if (!ep.held) setLinkUpWithRoute(ep.hostIfname, ep.ipv4, ep.ipv6 ? { address: ep.ipv6, podMac: ep.podMac } : undefined);

@@ -318,7 +318,7 @@ export class ServiceManager {
    * after a restart or a lost update. Call once, before the first mutation.
    */
   restore(): Promise<ServiceRestoreReport> {
-    return this.mutex.run(() => {
+    return this.mutex.run(async () => {
       if (this.restored) throw new TendrilError('internal', 'services were restored already');
       const saved = this.store.load();
       this.restored = true;
@@ -327,7 +327,7 @@ export class ServiceManager {
         this.nextServiceId = saved.counters.nextServiceId;
         this.nextBackendId = saved.counters.nextBackendId;
         for (const s of saved.services) this.adopt(s);
-        this.writeAll();
+        await this.writeAll();
         report.drained = this.drainExpired(Date.now());
         Object.assign(report, { services: this.services.size, backends: this.backends.size, maglevTables: this.tables.size });
       }
@@ -666,13 +666,15 @@ export class ServiceManager {
   }
 
   /** Restore's second half: ids for tables that lacked one, then every entry, in lookup-safe order. */
-  private writeAll(): void {
+  private async writeAll(): Promise<void> {
     const used = new Set([...this.tables.values()].map((t) => t.id).filter((id) => id > 0));
     this.nextMaglevId = Math.max(0, ...used) + 1;
     for (let id = 1; id < this.nextMaglevId; id++) if (!used.has(id)) this.freeMaglevIds.push(id);
     for (const t of this.tables.values()) if (t.id === 0) t.id = this.allocateMaglevId();
     for (const r of this.backends.values()) this.datapath.setBackend(backendEntry(r));
-    for (const t of this.tables.values()) this.datapath.setMaglev(t.id, this.buildTable(t.key));
+    const tables: Array<[number, Uint32Array]> = [...this.tables.values()].map((t) => [t.id, this.buildTable(t.key)]);
+    if (this.datapath.setMaglevBatch) await this.datapath.setMaglevBatch(tables);
+    else for (const [id, table] of tables) this.datapath.setMaglev(id, table);
     for (const s of this.services.values()) {
       s.maglevId = this.tables.get(tableKeyOf(s, s.frontend.protocol))!.id;
       for (const e of frontendEntries(s, s.maglevId, countActive(s))) this.datapath.setFrontend(e);
