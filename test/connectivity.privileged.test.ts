@@ -3,10 +3,11 @@
  * IPv4 and IPv6 through the eBPF datapath, the answers to ARP and neighbour
  * discovery come from BPF, the monitor shows the traffic, deletion leaves
  * nothing behind, and a SIGKILLed agent neither breaks a running connection
- * nor loses its endpoints.
+ * nor loses its endpoints, and an upgrade replaces endpoint programs in place.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Topology, REPO, must, sh, sleep, type Node, type Pod } from './harness/topology.js';
 
@@ -170,6 +171,31 @@ describe('single-node connectivity', () => {
     assert.deepEqual(afterList, before);
     assert.match(node.agent!.log, /2 adopted, 0 re-attached/);
     assert.deepEqual(await attachedPrograms(node), programsBefore, 'the same programs stay attached: adopted, not re-created');
+  });
+
+  test('an upgrade: endpoints whose programs came from another lxc.o get the current ones in place, and traffic keeps flowing', async () => {
+    const programsBefore = await attachedPrograms(node);
+    await node.agent!.kill('SIGTERM');
+    // What an earlier version left: its programs attached, its own datapath version (or none) in the state.
+    const stateFile = join(node.stateDir, 'endpoints.json');
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { endpoints: Array<{ datapath?: string }> };
+    for (const ep of state.endpoints) ep.datapath = '0000000000000000';
+    writeFileSync(stateFile, JSON.stringify(state));
+    const pinger = topo.spawnIn(a.netnsPath, ['ping', '-i', '0.05', '-c', '60', '-W', '1', b.ipv4]);
+    let out = '';
+    pinger.stdout!.on('data', (d) => (out += d));
+    await node.startAgent();
+    const code = await new Promise<number>((resolve) => pinger.once('exit', (c) => resolve(c ?? 1)));
+    assert.match(node.agent!.log, /0 adopted, 2 re-attached/);
+    const after = await attachedPrograms(node);
+    assert.equal(after.length, programsBefore.length);
+    assert.notDeepEqual(after, programsBefore, 'new programs in the same filters');
+    assert.equal(code, 0, `ping lost packets across the replacement:\n${out}`);
+    assert.match(out, / 0% packet loss/);
+    // Now recorded: the next restart adopts them.
+    await node.agent!.kill('SIGTERM');
+    await node.startAgent();
+    assert.match(node.agent!.log, /2 adopted, 0 re-attached/);
   });
 
   test('endpoint delete leaves no link, program, map entry or conntrack entry behind', async () => {
