@@ -2,8 +2,8 @@
  * HTTP-aware (L7) policy end to end on one node: the seed's deathstar
  * scenario with real HTTP clients (curl, Node's fetch, raw sockets) in pod
  * namespaces, flows steered by the datapath into the agent's proxy workers,
- * what the monitor shows, attempts to get past the proxy, and the proxy dying
- * under load.
+ * what the monitor shows, attempts to get past the proxy, socket redirection
+ * of the proxy's connections, and the proxy dying under load.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,6 +61,11 @@ function session(topo: Topology, from: Pod, to: Pod): { send(line: string): Prom
       }),
     close: () => child.stdin!.end(),
   };
+}
+
+/** The agent's socket redirection counters (status), or undefined when it is off. */
+async function redirection(node: Node): Promise<{ joined: number; redirected: number; usualWay: number } | undefined> {
+  return (JSON.parse((await node.cli(['status', '-o', 'json'])).stdout) as { proxyRedirect?: { joined: number; redirected: number; usualWay: number } }).proxyRedirect;
 }
 
 async function importPolicy(node: Node, file: string): Promise<void> {
@@ -175,6 +180,45 @@ spec:
     } finally {
       s.close();
     }
+  });
+
+  test('socket redirection: the proxy legs carry requests socket to socket', async () => {
+    await importPolicy(node, L7);
+    const before = (await redirection(node))!;
+    const s = session(topo, tiefighter, deathstars[0]!);
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await s.send('POST /v1/request-landing')).status, 200);
+    } finally {
+      s.close();
+    }
+    const after = (await redirection(node))!;
+    // Client and accepted sockets, and upstream and backend ones unless a pooled upstream served.
+    assert.ok(after.joined >= before.joined + 2, `sockets joined: ${JSON.stringify({ before, after })}`);
+    // Each request: client -> proxy, proxy -> backend, backend -> proxy, proxy -> client.
+    assert.ok(after.redirected >= before.redirected + 10, `messages redirected: ${JSON.stringify({ before, after })}`);
+  });
+
+  test('a keep-alive connection through the proxy is cut when the policy no longer steers it', async () => {
+    await importPolicy(node, L7);
+    const s = session(topo, tiefighter, deathstars[0]!);
+    try {
+      assert.equal((await s.send('POST /v1/request-landing')).status, 200);
+      const before = await redirection(node);
+      // The L3/L4 policy allows the tiefighter directly: the flow may not leave the proxy, so it is cut.
+      const drops = node.monitor(['--type', 'drop']);
+      await sleep(200);
+      await importPolicy(node, L3L4);
+      const reply: Record<string, unknown> = await s.send('POST /v1/request-landing').catch((err: Error) => ({ error: err.message }));
+      assert.equal(reply.status, undefined, `no answer on the cut connection: ${JSON.stringify(reply)}`);
+      await drops.stop(300);
+      const cut = drops.events.filter((e) => e.source === tiefighter.ipv4 && e.reason === 'L7 redirect withdrawn from a proxied flow');
+      assert.ok(cut.length > 0, `the endpoint programs cut the flow: ${JSON.stringify(drops.events)}`);
+      if (before) assert.ok((await redirection(node))!.usualWay > before.usualWay, 'the client leg went back to TCP/IP, where it was judged');
+    } finally {
+      s.close();
+    }
+    // A new connection goes straight to the service now: no proxy, no 403.
+    assert.equal((await curl(tiefighter, 'PUT', url(deathstars[0]!, '/v1/exhaust-port'))).status, 503);
   });
 
   test('no way around the proxy: dot segments, percent-encoding, slashes, smuggling, IPv6, other ports', async () => {

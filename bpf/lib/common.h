@@ -569,6 +569,30 @@ struct tnd_sock_config {
 	__u32 pad;
 };
 
+/* Load-time configuration of proxy_sock.o. */
+struct tnd_proxy_sock_config {
+	__u64 node_netns_cookie;  /* the node's netns, where the proxy's sockets are */
+};
+
+/* tnd_proxy_sock_stats (proxy_sock.o): PERCPU_ARRAY, packets by kind. */
+enum tnd_proxy_sock_stat {
+	TND_PSOCK_JOINED = 0,      /* sockets that joined tnd_proxy_socks */
+	TND_PSOCK_REDIRECTED = 1,  /* messages handed to the peer socket */
+	TND_PSOCK_USUAL_WAY = 2,   /* messages of joined sockets sent through TCP/IP */
+	TND_PSOCK_STATS_MAX = 3,
+};
+
+/*
+ * tnd_proxy_socks (proxy_sock.o): an IPv4 TCP socket by its own tuple,
+ * local side first, ports in network byte order.
+ */
+struct tnd_proxy_sock_key {
+	__u32 local_addr;
+	__u32 remote_addr;
+	__u16 local_port;
+	__u16 remote_port;
+};
+
 /* Load-time configuration of one endpoint's programs (a const volatile global). */
 enum tnd_lxc_flags {
 	TND_LXC_IPV4 = 1 << 0,

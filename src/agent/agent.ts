@@ -24,6 +24,7 @@ import type { Endpoint } from '../endpoint/endpoint.js';
 import { NodeProxy } from '../proxy/node-proxy.js';
 import { LbMaps } from '../datapath/lb-maps.js';
 import { SockLb } from '../datapath/sock-lb.js';
+import { ProxySockRedirect } from '../datapath/proxy-sock.js';
 import { XdpLb } from '../datapath/xdp-lb.js';
 import { agentCniBackend } from '../cni/agent-backend.js';
 import { cniRoute } from '../cni/route.js';
@@ -56,6 +57,8 @@ export interface AgentOptions {
   lbInterfaces?: string[];
   /** No socket load balancer: pods' service traffic takes the per-packet path of the endpoint programs. */
   noSocketLb?: boolean;
+  /** Leave the L7 proxy's connections to TCP/IP: no socket redirection between the proxy and local pods. */
+  noProxyRedirect?: boolean;
   /** Seconds an identity outlives its last endpoint on this node (default IDENTITY_LINGER_MS). */
   identityLingerSec?: number;
 }
@@ -150,6 +153,13 @@ export class Agent {
         // Pods' connect() reaches services from here on; the links are pinned, so they outlive this process.
         SockLb.attach(lbMaps, options.lbCgroup !== undefined ? { cgroup: options.lbCgroup } : {});
       }
+      if (options.noProxyRedirect) {
+        const n = ProxySockRedirect.detach(paths);
+        log(`socket redirection for the L7 proxy off${n ? ` (${n} pinned links detached)` : ''}`);
+      } else {
+        // The proxy's connections to local pods skip TCP/IP from their first message on.
+        ProxySockRedirect.attach(maps, options.lbCgroup !== undefined ? { cgroup: options.lbCgroup } : {});
+      }
       const addrs = await hostAddresses();
       // NodePort frontends answer on these; written before XDP looks at them.
       lbMaps.setNodeAddresses(addrs);
@@ -208,6 +218,7 @@ export class Agent {
 
   status(): AgentStatus {
     const proxy = this.proxy.status();
+    const redirect = this.options.noProxyRedirect ? undefined : ProxySockRedirect.stats(this.maps.paths);
     return {
       node: this.options.node,
       version: VERSION,
@@ -229,6 +240,7 @@ export class Agent {
       policy: { ...this.policy.stats(), generation: this.maps.policy.generation() },
       monitor: { eventsReceived: this.hub.received, subscribers: this.hub.subscribers },
       ...(proxy ? { proxy } : {}),
+      ...(redirect ? { proxyRedirect: redirect } : {}),
     };
   }
 

@@ -14,6 +14,7 @@ const USAGE = `usage: tendril-agent [--node NAME] [--state-dir DIR] [--socket PA
                      [--maglev-size 16381 (a prime)] [--lb-cgroup DIR (default: the cgroup2 root)]
                      [--lb-interface DEV ... (XDP load balancing of NodePort/ExternalIP on DEV; repeatable)]
                      [--no-socket-lb (pods reach services per packet, not at connect())]
+                     [--no-proxy-redirect (the L7 proxy's connections go through TCP/IP, not socket to socket)]
                      [--identity-linger 60 (seconds an identity outlives its last endpoint)]`;
 
 function fail(message: string, code = 1): never {
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
         'lb-cgroup': { type: 'string' },
         'lb-interface': { type: 'string', multiple: true },
         'no-socket-lb': { type: 'boolean', default: false },
+        'no-proxy-redirect': { type: 'boolean', default: false },
         'identity-linger': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -93,6 +95,7 @@ async function main(): Promise<void> {
       ...(values['lb-cgroup'] !== undefined ? { lbCgroup: values['lb-cgroup'] } : {}),
       lbInterfaces,
       ...(values['no-socket-lb'] ? { noSocketLb: true } : {}),
+      ...(values['no-proxy-redirect'] ? { noProxyRedirect: true } : {}),
       ...(linger !== undefined ? { identityLingerSec: Number(linger) } : {}),
     },
     log,

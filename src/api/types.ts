@@ -1,6 +1,7 @@
 /** Shapes of API answers that have no home in a subsystem. */
 import type { MapSummary } from '../datapath/map-views.js';
 import type { NodeProxyStatus } from '../proxy/node-proxy.js';
+import type { ProxySockStats } from '../datapath/proxy-sock.js';
 
 /** Services are shown as the load balancer produces them. */
 export type { ServiceView, ServiceBackendView, Affinity } from '../loadbalancer/service.js';
@@ -23,6 +24,8 @@ export interface AgentStatus {
   monitor: { eventsReceived: number; subscribers: number };
   /** The L7 proxy; absent until a policy with HTTP rules first needs it. */
   proxy?: NodeProxyStatus;
+  /** Socket redirection of the proxy's connections; absent when the agent runs with --no-proxy-redirect. */
+  proxyRedirect?: ProxySockStats;
 }
 
 

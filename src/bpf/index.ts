@@ -8,7 +8,7 @@ export { BpfMap, MapFlag, MapType, type MapCreateOptions, type UpdateFlag } from
 export { TypedMap } from './typed-map.js';
 export { BpfLink } from './link.js';
 export type { LinkInfo } from './info.js';
-export { attachCgroup, attachTcx, attachXdp, CgroupSockAddrHook } from './attach.js';
+export { attachCgroup, attachSkMsg, attachTcx, attachXdp, CgroupHook } from './attach.js';
 export { RingBufferReader } from './ringbuf.js';
 export { BPF_F_TEST_RUN_ON_CPU, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunOptions, type TestRunResult } from './testrun.js';
 export { bpfObjectPath, repoRoot } from './paths.js';

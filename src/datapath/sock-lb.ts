@@ -11,17 +11,18 @@
  * the same cgroup (the cgroup2 root by default) and each program acts only
  * for the sockets of its own node's pods (tnd_lb_netns).
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalid } from '../common/errors.js';
-import { BpfLink, BpfObject, attachCgroup, bpfObjectPath, type CgroupSockAddrHook, type LinkInfo } from '../bpf/index.js';
+import { BpfObject, attachCgroup, bpfObjectPath, type CgroupHook, type LinkInfo } from '../bpf/index.js';
+import { attachPinned, detachPinned, pinnedLinks } from './pinned-links.js';
 import { TndSockConfig } from '../bpf/generated/wire.js';
 import { LB_MAPS, SOCK_PROGRAMS, type LbMaps } from './lb-maps.js';
 import type { PinPaths } from './paths.js';
 
 export type SockProgram = (typeof SOCK_PROGRAMS)[number];
 
-const HOOKS: Record<SockProgram, CgroupSockAddrHook> = {
+const HOOKS: Record<SockProgram, CgroupHook> = {
   sock4_connect: 'connect4',
   sock6_connect: 'connect6',
   sock4_sendmsg: 'sendmsg4',
@@ -43,7 +44,7 @@ export function cgroup2Root(mounts: string = readFileSync('/proc/self/mounts', '
 }
 
 /** The cgroup's id as the kernel reports it in link info: its directory's inode number. */
-function cgroupId(path: string): bigint {
+export function cgroupId(path: string): bigint {
   return statSync(path, { bigint: true }).ino;
 }
 
@@ -86,24 +87,7 @@ export class SockLb {
       obj.load();
       for (const name of SOCK_PROGRAMS) {
         const prog = obj.program(name);
-        const pin = join(dir, name);
-        const old = existsSync(pin) ? BpfLink.openPinned(pin) : undefined;
-        try {
-          if (old && old.info().cgroupId === id) {
-            old.update(prog);
-            links.set(name, old.info());
-            continue;
-          }
-          using link = attachCgroup(prog, cgroup, HOOKS[name]);
-          if (old) {
-            rmSync(pin);
-            old.detach();
-          }
-          link.pin(pin);
-          links.set(name, link.info());
-        } finally {
-          old?.close();
-        }
+        links.set(name, attachPinned(join(dir, name), prog, (info) => info.cgroupId === id, () => attachCgroup(prog, cgroup, HOOKS[name])));
       }
     } finally {
       // The links hold the programs; the object's own references can go.
@@ -115,30 +99,14 @@ export class SockLb {
   /** The pinned links of the node, by program (none: not attached). */
   static pinned(paths: PinPaths): Map<SockProgram, LinkInfo> {
     const out = new Map<SockProgram, LinkInfo>();
-    const dir = SockLb.linkDir(paths);
-    if (!existsSync(dir)) return out;
-    for (const name of readdirSync(dir)) {
-      if (!(SOCK_PROGRAMS as readonly string[]).includes(name)) continue;
-      using link = BpfLink.openPinned(join(dir, name));
-      out.set(name as SockProgram, link.info());
-    }
+    for (const [name, info] of pinnedLinks(SockLb.linkDir(paths)))
+      if ((SOCK_PROGRAMS as readonly string[]).includes(name)) out.set(name as SockProgram, info);
     return out;
   }
 
   /** Detaches and unpins every socket LB link of the node; how many there were. */
   static detach(paths: PinPaths): number {
-    const dir = SockLb.linkDir(paths);
-    if (!existsSync(dir)) return 0;
-    let n = 0;
-    for (const name of readdirSync(dir)) {
-      const pin = join(dir, name);
-      using link = BpfLink.openPinned(pin);
-      link.detach();
-      rmSync(pin);
-      n++;
-    }
-    rmSync(dir, { recursive: true, force: true });
-    return n;
+    return detachPinned(SockLb.linkDir(paths));
   }
 
   detach(): number {

@@ -19,5 +19,11 @@ export async function statusCommand(client: ApiClient, argv: string[]): Promise<
     ['Prepared endpoints', `${s.preparedEndpoints.ready} of ${s.preparedEndpoints.target} loaded`],
     ['Policy', `${s.policy.policies} policies (revision ${s.policy.revision}), ${s.policy.identities} identities, generation ${s.policy.generation}`],
     ['Monitor', `${s.monitor.eventsReceived} events received, ${s.monitor.subscribers} listening`],
+    [
+      'Proxy redirection',
+      s.proxyRedirect
+        ? `${s.proxyRedirect.joined} sockets joined, ${s.proxyRedirect.redirected} messages socket to socket, ${s.proxyRedirect.usualWay} through TCP/IP`
+        : 'off',
+    ],
   ]);
 }
