@@ -3,7 +3,9 @@
  * allowed requests (POST /v1/request-landing) from a client pod to a
  * "deathstar" pod, four ways, taken in turns: direct (no policy), through
  * Tendril's proxy with its default workers (an L7 policy with that one allow
- * rule: the datapath steers the flow into the agent's proxy workers), and
+ * rule: the datapath steers the flow into the agent's proxy workers, and its
+ * connections go socket to socket; once more at the end with them through
+ * TCP/IP, --no-proxy-redirect), and
  * through HAProxy 2.6 in the node with the equivalent ACL (allow POST
  * /v1/request-landing, deny the rest with 403), once with its default threads
  * (one per CPU) and once with one thread. The backend in the deathstar pod is HAProxy itself
@@ -31,6 +33,8 @@ export interface L7BenchRow {
 export interface L7BenchResult {
   direct: L7BenchRow;
   tendril: L7BenchRow;
+  /** Tendril's proxy with its connections through TCP/IP (agent --no-proxy-redirect), taken after the other rows. */
+  tendrilTcp: L7BenchRow;
   /** HAProxy with its default thread count (one per CPU). */
   haproxy: L7BenchRow;
   /** HAProxy with one thread. */
@@ -124,7 +128,7 @@ export async function l7ProxyBench(topo: Topology, node: Node, opts: L7BenchOpti
     const r = await node.cli(on ? ['policy', 'import', policyFile] : ['policy', 'delete', '--all']);
     if (r.code !== 0) throw new Error(`l7 bench: policy ${on ? 'import' : 'delete'} failed: ${r.stderr}`);
   };
-  const results: Record<keyof L7BenchResult, L7BenchRow[]> = { direct: [], tendril: [], haproxy: [], haproxy1: [] };
+  const results: Record<'direct' | 'tendril' | 'haproxy' | 'haproxy1', L7BenchRow[]> = { direct: [], tendril: [], haproxy: [], haproxy1: [] };
   // Warm-up of the proxy workers (JIT, upstream pool).
   await policy(true);
   await wrk(client.netnsPath, direct, script, 1, connections);
@@ -140,7 +144,20 @@ export async function l7ProxyBench(topo: Topology, node: Node, opts: L7BenchOpti
     const after = (await node.client.status()).proxy?.requests ?? 0;
     if (after - before < results.tendril.at(-1)!.rps * seconds * 0.5) throw new Error(`l7 bench: the proxy saw ${after - before} requests, wrk sent more: not steered?`);
   }
+  // The same proxy without socket redirection: an agent (and so proxy workers, with a new upstream pool) started with the flag.
+  const tendrilTcp: L7BenchRow[] = [];
+  await node.agent!.kill('SIGTERM');
+  await node.startAgent(['--no-proxy-redirect']);
+  try {
+    await waitHttp(client.netnsPath, direct);
+    await wrk(client.netnsPath, direct, script, 1, connections);
+    for (let r = 0; r < runs; r++) tendrilTcp.push(await wrk(client.netnsPath, direct, script, seconds, connections));
+    if ((await node.client.status()).proxyRedirect) throw new Error('l7 bench: the agent started with --no-proxy-redirect still redirects');
+  } finally {
+    await node.agent!.kill('SIGTERM');
+    await node.startAgent();
+  }
   await policy(false);
   const summary = (rows: L7BenchRow[]): L7BenchRow => ({ rps: median(rows.map((x) => x.rps)), p50Ms: median(rows.map((x) => x.p50Ms)), p99Ms: median(rows.map((x) => x.p99Ms)) });
-  return { direct: summary(results.direct), tendril: summary(results.tendril), haproxy: summary(results.haproxy), haproxy1: summary(results.haproxy1) };
+  return { direct: summary(results.direct), tendril: summary(results.tendril), tendrilTcp: summary(tendrilTcp), haproxy: summary(results.haproxy), haproxy1: summary(results.haproxy1) };
 }

@@ -103,6 +103,8 @@ async function main(): Promise<void> {
     rows.push({ figure: 'HTTP p99 latency, Tendril proxy vs HAProxy', tendril: l7.tendril.p99Ms, baseline: l7.haproxy.p99Ms, baselineName: 'HAProxy, same ACL, default threads', unit: 'ms', target: { ratio: 1, better: 'lower' } });
     rows.push({ figure: 'HTTP req/s, Tendril proxy vs HAProxy with one thread', tendril: l7.tendril.rps, baseline: l7.haproxy1.rps, baselineName: 'HAProxy, same ACL, nbthread 1', unit: 'req/s' });
     rows.push({ figure: 'HTTP p99 latency, Tendril proxy vs HAProxy with one thread', tendril: l7.tendril.p99Ms, baseline: l7.haproxy1.p99Ms, baselineName: 'HAProxy, same ACL, nbthread 1', unit: 'ms' });
+    rows.push({ figure: 'HTTP req/s, Tendril proxy with socket redirection vs without (--no-proxy-redirect)', tendril: l7.tendril.rps, baseline: l7.tendrilTcp.rps, baselineName: 'Tendril proxy, connections through TCP/IP', unit: 'req/s' });
+    rows.push({ figure: 'HTTP req/s, Tendril proxy without socket redirection vs HAProxy', tendril: l7.tendrilTcp.rps, baseline: l7.haproxy.rps, baselineName: 'HAProxy, same ACL, default threads', unit: 'req/s' });
     rows.push({ figure: 'HTTP p50 / p99 latency direct (p99 in the baseline column)', tendril: l7.direct.p50Ms, baseline: l7.direct.p99Ms, baselineName: 'p99', unit: 'ms' });
 
     const counts = quick ? [1, 1000] : [1, 1000, 10_000, 100_000];

@@ -113,8 +113,9 @@ export class Node {
     return ['--node', this.name, '--bpffs', this.topo.bpffs, '--state-dir', this.stateDir, '--socket', this.socket, '--pod-cidr', this.podCidr4, '--pod-cidr6', this.podCidr6, ...this.extraArgs];
   }
 
-  async startAgent(): Promise<Agent> {
-    this.agent = new Agent(this, this.agentArgs());
+  /** Starts the node's agent; `extraArgs` for this start only. */
+  async startAgent(extraArgs: string[] = []): Promise<Agent> {
+    this.agent = new Agent(this, [...this.agentArgs(), ...extraArgs]);
     this.topo.agents.push(this.agent);
     await this.agent.start();
     return this.agent;
