@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: Apache-2.0
 /*
  * Socket redirection for the L7 proxy's connections: the bytes a socket of
  * a steered flow sends go straight into its peer's receive queue, skipping
